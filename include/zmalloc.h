@@ -1,0 +1,275 @@
+/* zmalloc: a heap allocator wrapper that knows, at every instant, how many
+ * bytes of heap its program holds.
+ *
+ * Every exported symbol is named zm_*. The Redis/Valkey names (zmalloc,
+ * zfree, zmalloc_used_memory, ...) are macros over them, so code written
+ * against Redis's or Valkey's zmalloc.h builds unchanged and still links next
+ * to zlib, whose own zcalloc would otherwise collide. Define
+ * ZMALLOC_NO_REDIS_NAMES before including this header to get the zm_* names
+ * only.
+ *
+ * Thread-safety: every function may be called from any thread at any time,
+ * unless its comment says otherwise. A block may be freed by a thread other
+ * than the one that allocated it.
+ *
+ * This header depends on nothing included before it. */
+#ifndef ZMALLOC_H
+#define ZMALLOC_H
+
+#include <stddef.h>
+
+#include "zmalloc_config.h" /* ZMALLOC_LIB, HAVE_MALLOC_SIZE: set at build time */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ZM_EXPORT __attribute__((visibility("default")))
+#define ZM_ATTR_MALLOC __attribute__((malloc))
+#define ZM_ATTR_ALLOC_SIZE(n) __attribute__((alloc_size(n)))
+#define ZM_ATTR_ALLOC_SIZE2(n, m) __attribute__((alloc_size(n, m)))
+#define ZM_ATTR_NOINLINE __attribute__((noinline))
+#else
+#define ZM_EXPORT
+#define ZM_ATTR_MALLOC
+#define ZM_ATTR_ALLOC_SIZE(n)
+#define ZM_ATTR_ALLOC_SIZE2(n, m)
+#define ZM_ATTR_NOINLINE
+#endif
+
+/* ------------------------------------------------------------------------
+ * Allocation
+ *
+ * Accounting: every live block is counted for zm_size(ptr) bytes, from the
+ * moment the allocating call returns until the freeing call starts.
+ *
+ * Size rules shared by every allocating function:
+ * - a size of 0 is legal and returns a unique, freeable, non-NULL block;
+ * - a request that cannot be satisfied (the backend returns NULL, the size is
+ *   PTRDIFF_MAX or more, a count * size product overflows, or the block would
+ *   take used memory past zm_set_limit()) fails. Nothing is counted for a
+ *   failed call.
+ * - the zm_try* functions report failure by returning NULL with errno set to
+ *   ENOMEM; the others call the OOM handler (see zm_set_oom_handler) with the
+ *   requested size, and return NULL if the handler returns.
+ * - every block of 16 bytes or more is aligned to alignof(max_align_t).
+ *
+ * The *_usable variants store the bytes the caller may use in *usable (which
+ * may be NULL). Writing past the requested size into that room needs
+ * zm_extend_to_usable() first when _FORTIFY_SOURCE is on.
+ * ---------------------------------------------------------------------- */
+
+/* Allocates size bytes (uninitialised). */
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_malloc(size_t size);
+/* Allocates size zeroed bytes. */
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_calloc(size_t size);
+/* Allocates num * size zeroed bytes. num or size may be 0 (a block is still
+ * returned). An overflowing product fails and reports SIZE_MAX to the OOM
+ * handler. */
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE2(1, 2) void *zm_calloc_num(size_t num, size_t size);
+/* Resizes ptr to size bytes, keeping the leading contents. ptr NULL behaves
+ * as zm_malloc(size); size 0 frees ptr and returns NULL. On failure the
+ * original block is untouched, still valid and still counted. */
+ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) void *zm_realloc(void *ptr, size_t size);
+/* Frees a block from any zm_ allocation function. NULL does nothing. */
+ZM_EXPORT void zm_free(void *ptr);
+/* Duplicates the NUL-terminated string s (s must not be NULL). */
+ZM_EXPORT ZM_ATTR_MALLOC char *zm_strdup(const char *s);
+
+/* As above, but failure returns NULL (errno ENOMEM) instead of calling the
+ * OOM handler. */
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_try_malloc(size_t size);
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_try_calloc(size_t size);
+ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) void *zm_try_realloc(void *ptr, size_t size);
+
+/* The *_usable families: as their plain twins, and report usable bytes
+ * (0 when NULL is returned). */
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_malloc_usable(size_t size, size_t *usable);
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_calloc_usable(size_t size, size_t *usable);
+ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) void *zm_realloc_usable(void *ptr, size_t size, size_t *usable);
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_try_malloc_usable(size_t size, size_t *usable);
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_try_calloc_usable(size_t size, size_t *usable);
+ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) void *zm_try_realloc_usable(void *ptr, size_t size, size_t *usable);
+/* Frees ptr and stores the usable size it had in *usable (0 for NULL).
+ * usable may be NULL. */
+ZM_EXPORT void zm_free_usable(void *ptr, size_t *usable);
+/* Frees ptr whose usable size the caller already knows (the value reported by
+ * zm_usable_size() or by a *_usable call), saving the size lookup and using
+ * the backend's sized free where it has one. A wrong size is undefined
+ * behaviour; builds with ZMALLOC_TESTING abort on it. */
+ZM_EXPORT void zm_free_with_size(void *ptr, size_t size);
+/* Frees memory that came from the C library's own malloc (e.g. from
+ * backtrace_symbols), bypassing the backend and the counters. */
+ZM_EXPORT void zm_libc_free(void *ptr);
+
+/* ------------------------------------------------------------------------
+ * Block sizes
+ * ---------------------------------------------------------------------- */
+
+/* Bytes ptr is accounted for (its share of zm_used_memory()). ptr must be a
+ * live block from this library; NULL returns 0. */
+ZM_EXPORT size_t zm_size(const void *ptr);
+/* Bytes the caller may use in ptr (>= the requested size). Equal to zm_size()
+ * when HAVE_MALLOC_SIZE is defined; the requested size in size-header mode.
+ * NULL returns 0. */
+ZM_EXPORT size_t zm_usable_size(const void *ptr);
+/* Returns ptr, telling the compiler that ptr now holds size bytes, so that
+ * _FORTIFY_SOURCE accepts writes into the usable room past the requested
+ * size. size must not exceed zm_usable_size(ptr). */
+ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) ZM_ATTR_NOINLINE void *zm_extend_to_usable(void *ptr, size_t size);
+
+/* ------------------------------------------------------------------------
+ * Accounting
+ * ---------------------------------------------------------------------- */
+
+/* Bytes held by live blocks: the exact sum of zm_size() over them whenever
+ * no allocation is in flight in another thread. Cost: a lock and one read per
+ * live thread that has allocated. */
+ZM_EXPORT size_t zm_used_memory(void);
+/* Highest used memory seen since start or the last zm_reset_peak(). It is
+ * sampled whenever a thread's unpublished balance passes 64 KiB and at every
+ * zm_used_memory() call, so it may differ from the true peak by less than
+ * 64 KiB per live thread; a single allocation of 64 KiB or more is always
+ * seen. */
+ZM_EXPORT size_t zm_used_memory_peak(void);
+/* Sets the peak to the current used memory. */
+ZM_EXPORT void zm_reset_peak(void);
+/* Sets a hard cap on used memory (0 removes it). A request for n bytes fails
+ * (zm_try* return NULL, the others call the OOM handler) when used memory + n
+ * would exceed the cap. Worst-case overshoot: the backend rounds n up to its
+ * size class (the difference between zm_size() and n), plus requests that
+ * other threads have in flight at the same instant, each of which may pass
+ * the check before the others are counted. */
+ZM_EXPORT void zm_set_limit(size_t bytes);
+/* The cap set by zm_set_limit(), 0 when none. */
+ZM_EXPORT size_t zm_get_limit(void);
+/* Installs handler, called with the requested size when a non-try call
+ * fails. NULL restores the default, which writes one line to stderr and
+ * calls abort(). The handler runs with no lock held and the counters
+ * settled, so it may return (the call then returns NULL), longjmp, or exit. */
+ZM_EXPORT void zm_set_oom_handler(void (*handler)(size_t size));
+/* Kept for code written against older Redis: the counters are always
+ * thread-safe, so this does nothing. */
+ZM_EXPORT void zm_enable_thread_safeness(void);
+
+/* ------------------------------------------------------------------------
+ * Process figures (Linux /proc, sysfs). Functions returning size_t return 0
+ * on failure and set errno; to tell a true 0 from a failure, set errno to 0
+ * before the call.
+ * ---------------------------------------------------------------------- */
+
+/* Resident set size of this process in bytes. errno: from reading
+ * /proc/self/statm. */
+ZM_EXPORT size_t zm_get_rss(void);
+/* rss / zm_used_memory(); 0 when used memory is 0. */
+ZM_EXPORT float zm_get_fragmentation_ratio(size_t rss);
+/* Sum of the smaps field (e.g. "Rss:", "Private_Dirty:"; the trailing colon
+ * is optional) over all mappings of process pid (-1 for this process), in
+ * bytes. errno: EINVAL for a NULL or empty field, ESRCH for a pid that does
+ * not exist, EACCES when not allowed, ENOENT for a field no mapping has. */
+ZM_EXPORT size_t zm_get_smap_bytes_by_field(const char *field, long pid);
+/* zm_get_smap_bytes_by_field("Private_Dirty:", pid). */
+ZM_EXPORT size_t zm_get_private_dirty(long pid);
+/* Physical memory of the machine in bytes. */
+ZM_EXPORT size_t zm_get_memory_size(void);
+/* The memory limit that applies to this process: the smallest cgroup limit
+ * on its path (cgroup v2, else v1), or zm_get_memory_size() when none. */
+ZM_EXPORT size_t zm_get_memory_limit(void);
+/* Reads field i (1-based, as in proc(5)) of /proc/self/stat as a number into
+ * *res. Returns 1 on success, 0 on failure (errno EINVAL for a bad i, a NULL
+ * res or a non-numeric field). */
+ZM_EXPORT int zm_get_proc_stat_ll(int i, long long *res);
+
+/* Bits of zm_get_allocator_info()'s result: which figures are real. */
+#define ZMALLOC_INFO_ALLOCATED 0x01
+#define ZMALLOC_INFO_ACTIVE 0x02
+#define ZMALLOC_INFO_RESIDENT 0x04
+#define ZMALLOC_INFO_RETAINED 0x08
+#define ZMALLOC_INFO_MUZZY 0x10
+#define ZMALLOC_INFO_FRAG_SMALLBINS 0x20
+/* Fills the allocator's own statistics, in bytes: allocated (in live
+ * blocks), active (in pages holding them), resident (mapped and resident),
+ * retained (mapped but returned to the OS), muzzy (lazily purged) and
+ * frag_smallbins_bytes (free room in partly used small-size slabs). Returns
+ * the ZMALLOC_INFO_* bits of the figures the backend really has; the others
+ * are stored as 0. So a result of 0 means "no figures", as in Redis. Any
+ * pointer may be NULL. On libc the figures come from mallinfo2(). */
+ZM_EXPORT int zm_get_allocator_info(size_t *allocated, size_t *active, size_t *resident,
+                                    size_t *retained, size_t *muzzy,
+                                    size_t *frag_smallbins_bytes);
+/* Enables or disables the allocator's background purging thread
+ * (jemalloc's background_thread). A no-op on backends without one. */
+ZM_EXPORT void zm_set_background_thread(int enable);
+/* Returns freed memory to the OS now (jemalloc arena purge, mi_collect,
+ * ReleaseFreeMemory, malloc_trim). Returns 0 on success, -1 on failure. */
+ZM_EXPORT int zm_purge(void);
+/* glibc's malloc_trim(0) on the C library heap; a no-op elsewhere. */
+ZM_EXPORT void zm_libc_trim(void);
+/* Tells the OS it may drop the whole pages inside the live block ptr: their
+ * contents become zero. For a process (typically a fork child) that no longer
+ * needs a large block's data but will free it later. NULL and blocks smaller
+ * than a page do nothing. */
+ZM_EXPORT void zm_madvise_dontneed(void *ptr);
+
+#if defined(HAVE_DEFRAG)
+/* Allocate / free bypassing the thread cache (for active defragmentation). */
+ZM_EXPORT void *zm_malloc_no_tcache(size_t size);
+ZM_EXPORT void zm_free_no_tcache(void *ptr);
+#endif
+
+/* ------------------------------------------------------------------------
+ * The Redis / Valkey names.
+ * ---------------------------------------------------------------------- */
+#ifndef ZMALLOC_NO_REDIS_NAMES
+#define zmalloc zm_malloc
+#define zcalloc zm_calloc
+#define zcalloc_num zm_calloc_num
+#define zrealloc zm_realloc
+#define zfree zm_free
+#define zstrdup zm_strdup
+#define ztrymalloc zm_try_malloc
+#define ztrycalloc zm_try_calloc
+#define ztryrealloc zm_try_realloc
+#define zmalloc_usable zm_malloc_usable
+#define zcalloc_usable zm_calloc_usable
+#define zrealloc_usable zm_realloc_usable
+#define ztrymalloc_usable zm_try_malloc_usable
+#define ztrycalloc_usable zm_try_calloc_usable
+#define ztryrealloc_usable zm_try_realloc_usable
+#define zfree_usable zm_free_usable
+#define zfree_with_size zm_free_with_size
+#define zlibc_free zm_libc_free
+#define zmalloc_size zm_size
+#define zmalloc_usable_size zm_usable_size
+#define extend_to_usable zm_extend_to_usable
+#define zmalloc_used_memory zm_used_memory
+#define zmalloc_used_memory_peak zm_used_memory_peak
+#define zmalloc_reset_peak zm_reset_peak
+#define zmalloc_set_limit zm_set_limit
+#define zmalloc_get_limit zm_get_limit
+#define zmalloc_set_oom_handler zm_set_oom_handler
+#define zmalloc_enable_thread_safeness zm_enable_thread_safeness
+#define zmalloc_get_rss zm_get_rss
+#define zmalloc_get_fragmentation_ratio zm_get_fragmentation_ratio
+#define zmalloc_get_private_dirty zm_get_private_dirty
+#define zmalloc_get_smap_bytes_by_field zm_get_smap_bytes_by_field
+#define zmalloc_get_memory_size zm_get_memory_size
+#define zmalloc_get_memory_limit zm_get_memory_limit
+#define get_proc_stat_ll zm_get_proc_stat_ll
+#define zmalloc_get_allocator_info zm_get_allocator_info
+#define set_jemalloc_bg_thread zm_set_background_thread
+#define jemalloc_purge zm_purge
+#define zlibc_trim zm_libc_trim
+#define zmadvise_dontneed zm_madvise_dontneed
+#if defined(HAVE_DEFRAG)
+#define zmalloc_no_tcache zm_malloc_no_tcache
+#define zfree_no_tcache zm_free_no_tcache
+#endif
+#endif /* ZMALLOC_NO_REDIS_NAMES */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZMALLOC_H */

@@ -1,0 +1,163 @@
+/* The entry points: size checks, the limit, the OOM handler, then one call to
+ * the block layer and one counter update. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "block.h"
+#include "counter.h"
+#include "zmalloc.h"
+
+typedef void (*zm__oom_fn)(size_t);
+static _Atomic(zm__oom_fn) oom_handler; /* NULL: default_oom */
+
+/* Writes the message with write(2): stdio may allocate, and the heap is what
+ * just failed. */
+static void default_oom(size_t size) {
+    char buf[80], digits[24];
+    int n = 0;
+    do digits[n++] = (char)('0' + size % 10);
+    while ((size /= 10) != 0);
+    static const char head[] = "zmalloc: out of memory trying to allocate ";
+    static const char tail[] = " bytes\n";
+    size_t len = sizeof head - 1;
+    memcpy(buf, head, len);
+    while (n) buf[len++] = digits[--n];
+    memcpy(buf + len, tail, sizeof tail - 1);
+    len += sizeof tail - 1;
+    ssize_t ignored = write(STDERR_FILENO, buf, len);
+    (void)ignored;
+    abort();
+}
+
+__attribute__((noinline, cold)) static void *oom(size_t size) {
+    zm__oom_fn handler = atomic_load_explicit(&oom_handler, memory_order_acquire);
+    (handler ? handler : default_oom)(size);
+    errno = ENOMEM;
+    return NULL;
+}
+
+__attribute__((cold)) static void *fail(size_t *usable) {
+    if (usable) *usable = 0;
+    errno = ENOMEM;
+    return NULL;
+}
+
+static inline int too_big(size_t size) { return size >= (size_t)PTRDIFF_MAX; }
+
+static inline void *alloc_impl(size_t size, size_t *usable, int zeroed) {
+    size_t acct;
+    if (zm_unlikely(too_big(size)) || !zm__limit_ok(size)) return fail(usable);
+    size += size == 0; /* a unique block for 0 bytes, whatever the backend does */
+    void *p = zeroed ? zm__blk_calloc(size, &acct) : zm__blk_malloc(size, &acct);
+    if (zm_unlikely(!p)) return fail(usable);
+    zm__count((int64_t)acct);
+    if (usable) *usable = zm__blk_usable(p, acct);
+    return p;
+}
+
+static inline void free_impl(void *ptr, size_t acct) {
+    zm__blk_free(ptr, acct);
+    zm__count(-(int64_t)acct);
+}
+
+/* NULL with size 0 means "freed", not a failure. */
+static inline void *realloc_impl(void *ptr, size_t size, size_t *usable) {
+    if (!ptr) return alloc_impl(size, usable, 0);
+    size_t old = zm__blk_acct(ptr);
+    if (size == 0) {
+        free_impl(ptr, old);
+        if (usable) *usable = 0;
+        return NULL;
+    }
+    if (zm_unlikely(too_big(size)) || (size > old && !zm__limit_ok(size - old))) return fail(usable);
+    size_t acct;
+    void *p = zm__blk_realloc(ptr, size, &acct);
+    if (zm_unlikely(!p)) return fail(usable);
+    zm__count((int64_t)acct - (int64_t)old);
+    if (usable) *usable = zm__blk_usable(p, acct);
+    return p;
+}
+
+static inline void *or_oom(void *p, size_t size) { return zm_likely(p != NULL) ? p : oom(size); }
+
+ZM_EXPORT void *zm_malloc(size_t size) { return or_oom(alloc_impl(size, NULL, 0), size); }
+ZM_EXPORT void *zm_calloc(size_t size) { return or_oom(alloc_impl(size, NULL, 1), size); }
+ZM_EXPORT void *zm_try_malloc(size_t size) { return alloc_impl(size, NULL, 0); }
+ZM_EXPORT void *zm_try_calloc(size_t size) { return alloc_impl(size, NULL, 1); }
+
+ZM_EXPORT void *zm_malloc_usable(size_t size, size_t *usable) {
+    return or_oom(alloc_impl(size, usable, 0), size);
+}
+ZM_EXPORT void *zm_calloc_usable(size_t size, size_t *usable) {
+    return or_oom(alloc_impl(size, usable, 1), size);
+}
+ZM_EXPORT void *zm_try_malloc_usable(size_t size, size_t *usable) {
+    return alloc_impl(size, usable, 0);
+}
+ZM_EXPORT void *zm_try_calloc_usable(size_t size, size_t *usable) {
+    return alloc_impl(size, usable, 1);
+}
+
+ZM_EXPORT void *zm_calloc_num(size_t num, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(num, size, &total)) return oom(SIZE_MAX);
+    return or_oom(alloc_impl(total, NULL, 1), total);
+}
+
+ZM_EXPORT void *zm_realloc_usable(void *ptr, size_t size, size_t *usable) {
+    void *p = realloc_impl(ptr, size, usable);
+    return p || size == 0 ? p : oom(size);
+}
+ZM_EXPORT void *zm_realloc(void *ptr, size_t size) { return zm_realloc_usable(ptr, size, NULL); }
+ZM_EXPORT void *zm_try_realloc_usable(void *ptr, size_t size, size_t *usable) {
+    return realloc_impl(ptr, size, usable);
+}
+ZM_EXPORT void *zm_try_realloc(void *ptr, size_t size) { return realloc_impl(ptr, size, NULL); }
+
+ZM_EXPORT void zm_free(void *ptr) {
+    if (ptr) free_impl(ptr, zm__blk_acct(ptr));
+}
+
+ZM_EXPORT void zm_free_usable(void *ptr, size_t *usable) {
+    size_t acct = ptr ? zm__blk_acct(ptr) : 0;
+    if (usable) *usable = ptr ? zm__blk_usable(ptr, acct) : 0;
+    if (ptr) free_impl(ptr, acct);
+}
+
+ZM_EXPORT void zm_free_with_size(void *ptr, size_t size) {
+    if (!ptr) return;
+#ifdef ZMALLOC_TESTING
+    if (size != zm__blk_usable(ptr, zm__blk_acct(ptr))) abort();
+#endif
+    free_impl(ptr, zm__blk_acct_of_usable(ptr, size));
+}
+
+ZM_EXPORT char *zm_strdup(const char *s) {
+    size_t len = strlen(s) + 1;
+    char *p = zm_malloc(len);
+    if (p) memcpy(p, s, len);
+    return p;
+}
+
+ZM_EXPORT void zm_libc_free(void *ptr) { free(ptr); }
+
+ZM_EXPORT size_t zm_size(const void *ptr) { return ptr ? zm__blk_acct(ptr) : 0; }
+
+ZM_EXPORT size_t zm_usable_size(const void *ptr) {
+    return ptr ? zm__blk_usable(ptr, zm__blk_acct(ptr)) : 0;
+}
+
+ZM_EXPORT void *zm_extend_to_usable(void *ptr, size_t size) {
+    (void)size;
+    return ptr;
+}
+
+ZM_EXPORT void zm_set_oom_handler(void (*handler)(size_t size)) {
+    atomic_store_explicit(&oom_handler, handler, memory_order_release);
+}
+
+ZM_EXPORT void zm_enable_thread_safeness(void) {}

@@ -1,0 +1,41 @@
+/* The backend seam. Exactly one backend is compiled in, chosen by CMake
+ * (ZMALLOC_BACKEND): its hot path is the header src/backends/<name>.h,
+ * included here so that it inlines into the entry points, and its cold calls
+ * live in src/backends/<name>.c.
+ *
+ * The hot path, static inline in the backend header:
+ *   void  *zm__be_malloc(size_t size, size_t *usable);   size > 0
+ *   void  *zm__be_calloc(size_t size, size_t *usable);   size > 0, zeroed
+ *   void  *zm__be_realloc(void *p, size_t size, size_t *usable);  p != NULL, size > 0
+ *   size_t zm__be_usable(const void *p);                 the allocator's usable size
+ *   void   zm__be_free_sized(void *p, size_t size);      size: anything from the
+ *                                                        requested to the usable size
+ *   void  *zm__be_raw_malloc(size_t size);               the allocator's plain malloc and
+ *   void   zm__be_raw_free(void *p);                     free, for benchmarks to compare with
+ * The allocating calls store the block's usable size in *usable when usable
+ * is not NULL (left alone on failure). A failing call returns NULL and keeps
+ * any block it was given.
+ *
+ * The cold calls, declared below. */
+#ifndef ZM_BACKEND_H
+#define ZM_BACKEND_H
+
+#include <stddef.h>
+
+#include "internal.h"
+
+#include ZM_BACKEND_HEADER
+
+/* Allocator statistics in bytes; `have` holds the ZMALLOC_INFO_* bits of the
+ * figures that are real. */
+typedef struct zm__be_stats {
+    size_t allocated, active, resident, retained, muzzy, frag_smallbins;
+    int have;
+} zm__be_stats;
+
+ZM_HIDDEN void zm__be_get_stats(zm__be_stats *out);
+ZM_HIDDEN void zm__be_background_thread(int enable);
+/* Returns 0 on success, -1 (errno set) on failure. */
+ZM_HIDDEN int zm__be_purge(void);
+
+#endif

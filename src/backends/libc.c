@@ -1,0 +1,71 @@
+/* The C library backend's cold calls: statistics from mallinfo2(), trimming,
+ * and the load-time check that enables the glibc chunk-header fast path. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <string.h>
+
+#include "backend.h"
+#include "zmalloc.h"
+
+/* Whether malloc is glibc's own: not a sanitizer's, valgrind's or another
+ * allocator's put in front of it. Only then do glibc's figures describe the
+ * heap, and only then can its chunk headers be read. */
+static int malloc_is_glibcs;
+
+static int find_glibc_malloc(void) {
+#ifdef __GLIBC__
+    Dl_info info;
+    void *sym = dlsym(RTLD_DEFAULT, "malloc");
+    if (!sym || !dladdr(sym, &info) || !info.dli_fname) return 0;
+    if (!strstr(info.dli_fname, "/libc.so")) return 0;
+    /* valgrind replaces malloc without changing the symbol's address. */
+    const char *preload = getenv("LD_PRELOAD");
+    return !(preload && strstr(preload, "vgpreload"));
+#else
+    return 0;
+#endif
+}
+
+#ifdef ZM_GLIBC_CHUNKS
+int zm__glibc_chunks_ok;
+
+/* Both sides of the mmap threshold, the smallest chunk and odd sizes. */
+static int chunk_reads_agree(void) {
+    static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 1000, 4096, 70000, 200000, 1 << 21};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *p = malloc(sizes[i]);
+        if (!p) return 0;
+        ok &= zm__glibc_chunk_usable(p) == malloc_usable_size(p);
+        free(p);
+    }
+    return ok;
+}
+#endif
+
+__attribute__((constructor)) static void probe_malloc(void) {
+    malloc_is_glibcs = find_glibc_malloc();
+#ifdef ZM_GLIBC_CHUNKS
+    zm__glibc_chunks_ok = malloc_is_glibcs && chunk_reads_agree();
+#endif
+}
+
+void zm__be_get_stats(zm__be_stats *out) {
+    memset(out, 0, sizeof *out);
+#ifdef __GLIBC__
+    if (!malloc_is_glibcs) return;
+    struct mallinfo2 mi = mallinfo2();
+    out->allocated = mi.uordblks + mi.hblkhd; /* in use: heap chunks + mmapped chunks */
+    out->active = mi.arena + mi.hblkhd;       /* taken from the OS */
+    out->have = ZMALLOC_INFO_ALLOCATED | ZMALLOC_INFO_ACTIVE;
+#endif
+}
+
+void zm__be_background_thread(int enable) { (void)enable; }
+
+int zm__be_purge(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    return 0;
+}

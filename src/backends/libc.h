@@ -1,0 +1,75 @@
+/* The C library's malloc. On glibc the usable size of a block sits in the
+ * chunk header just before it; reading it inline costs a load, where a call to
+ * malloc_usable_size() costs as much as the malloc itself. libc.c switches
+ * that fast path on only after checking at load time that malloc really is
+ * glibc's and that the header reads agree with malloc_usable_size(); under
+ * sanitizers, valgrind or an interposed malloc it stays off. */
+#ifndef ZM_BACKEND_LIBC_H
+#define ZM_BACKEND_LIBC_H
+
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#if defined(__has_feature)
+#if !__has_feature(address_sanitizer) && !__has_feature(thread_sanitizer) && \
+    !__has_feature(memory_sanitizer)
+#define ZM_GLIBC_CHUNKS 1
+#endif
+#else
+#define ZM_GLIBC_CHUNKS 1
+#endif
+#endif
+
+#ifdef ZM_GLIBC_CHUNKS
+extern ZM_HIDDEN int zm__glibc_chunks_ok;
+
+/* glibc's chunk size word: size | NON_MAIN_ARENA 4 | IS_MMAPPED 2 | PREV_INUSE 1.
+ * An mmapped chunk gives up two words to headers, a heap chunk one. */
+static inline size_t zm__glibc_chunk_usable(const void *p) {
+    uintptr_t at = (uintptr_t)p - sizeof(size_t);
+    /* The word is glibc's, outside the caller's block: hide where the address
+     * came from so the compiler does not judge it against the block's bounds. */
+    __asm__("" : "+r"(at));
+    size_t word = *(const size_t *)at;
+    return (word & ~(size_t)7) - ((word & 2) ? 2 : 1) * sizeof(size_t);
+}
+#endif
+
+static inline size_t zm__be_usable(const void *p) {
+#ifdef ZM_GLIBC_CHUNKS
+    if (zm_likely(zm__glibc_chunks_ok)) return zm__glibc_chunk_usable(p);
+#endif
+    return malloc_usable_size((void *)p);
+}
+
+static inline void *zm__be_done(void *p, size_t *usable) {
+    if (usable && zm_likely(p != NULL)) *usable = zm__be_usable(p);
+    return p;
+}
+
+static inline void *zm__be_malloc(size_t size, size_t *usable) {
+    return zm__be_done(malloc(size), usable);
+}
+
+static inline void *zm__be_calloc(size_t size, size_t *usable) {
+    return zm__be_done(calloc(1, size), usable);
+}
+
+static inline void *zm__be_realloc(void *p, size_t size, size_t *usable) {
+    return zm__be_done(realloc(p, size), usable);
+}
+
+/* The allocator's plain malloc and free, for benchmarks to compare against. */
+static inline void *zm__be_raw_malloc(size_t size) { return malloc(size); }
+static inline void zm__be_raw_free(void *p) { free(p); }
+
+static inline void zm__be_free_sized(void *p, size_t size) {
+    (void)size; /* glibc 2.36 has no free_sized() */
+    free(p);
+}
+
+#endif

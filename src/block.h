@@ -1,0 +1,24 @@
+/* Blocks as the entry points see them: a backend block, or (size-header mode)
+ * a backend block with the requested size stored in front of it. Each block
+ * has an accounted size (its share of used memory) and a usable size (what
+ * the caller may use); they differ only in size-header mode.
+ *
+ *   void  *zm__blk_malloc(size_t size, size_t *acct);             size > 0
+ *   void  *zm__blk_calloc(size_t size, size_t *acct);             size > 0
+ *   void  *zm__blk_realloc(void *p, size_t size, size_t *acct);   p != NULL, size > 0
+ *   size_t zm__blk_acct(const void *p);
+ *   size_t zm__blk_usable(const void *p, size_t acct);
+ *   size_t zm__blk_acct_of_usable(const void *p, size_t usable);  for zm_free_with_size
+ *   void   zm__blk_free(void *p, size_t acct); */
+#ifndef ZM_BLOCK_H
+#define ZM_BLOCK_H
+
+#include "backend.h"
+
+#ifdef ZM_SIZE_HEADER
+#include "block_size_header.h"
+#else
+#include "block_direct.h"
+#endif
+
+#endif

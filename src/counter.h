@@ -1,0 +1,66 @@
+/* The accounting layer: one signed counter per thread, on that thread's own
+ * cache line, changed with plain (relaxed) stores by its owner only. A reader
+ * sums them under the registry lock. A thread's counter may go negative when
+ * it frees blocks other threads allocated; only the sum means anything.
+ *
+ * Each thread also publishes its balance into one shared counter, but only
+ * when it has drifted 64 KiB from what it last published. That shared figure
+ * is within 64 KiB per live thread of the truth, which is close enough to
+ * track the peak and to pass most limit checks without taking the lock.
+ *
+ * Nothing in this layer allocates from the heap. */
+#ifndef ZM_COUNTER_H
+#define ZM_COUNTER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define ZM_PUBLISH_BATCH ((int64_t)64 * 1024)
+
+enum zm__thread_state {
+    ZM_THREAD_NEW = 0, /* TLS starts zeroed: not yet in the registry */
+    ZM_THREAD_LIVE,    /* in the registry: counts into its own counter */
+    ZM_THREAD_BUSY,    /* registering: counts into the shared counters */
+    ZM_THREAD_DEAD,    /* exited its registry entry: counts into the shared counters */
+};
+
+typedef struct zm__tcounter {
+    _Alignas(64) _Atomic int64_t count; /* written by the owner only */
+    _Atomic int64_t published; /* written by the owner only: the part of count already published */
+    int state;                          /* owner only, except for the fork child handler */
+    struct zm__tcounter *prev, *next;   /* registry links, under the registry lock */
+} zm__tcounter;
+
+extern ZM_HIDDEN __thread zm__tcounter zm__tls __attribute__((tls_model("initial-exec")));
+extern ZM_HIDDEN _Atomic size_t zm__limit;
+
+ZM_HIDDEN void zm__count_slow(int64_t delta);
+ZM_HIDDEN void zm__publish(zm__tcounter *t, int64_t count);
+ZM_HIDDEN int zm__limit_allows(size_t request, size_t limit);
+
+/* Adds delta to the calling thread's balance. */
+static inline void zm__count(int64_t delta) {
+    zm__tcounter *t = &zm__tls;
+    if (zm_likely(t->state == ZM_THREAD_LIVE)) {
+        int64_t c = atomic_load_explicit(&t->count, memory_order_relaxed) + delta;
+        atomic_store_explicit(&t->count, c, memory_order_relaxed);
+        /* One unsigned compare tests |c - published| > batch. */
+        int64_t drift = c - atomic_load_explicit(&t->published, memory_order_relaxed);
+        if (zm_unlikely((uint64_t)(drift + ZM_PUBLISH_BATCH) >
+                        (uint64_t)(2 * ZM_PUBLISH_BATCH)))
+            zm__publish(t, c);
+    } else {
+        zm__count_slow(delta);
+    }
+}
+
+/* Whether a request for `request` more bytes fits under the limit. */
+static inline int zm__limit_ok(size_t request) {
+    size_t limit = atomic_load_explicit(&zm__limit, memory_order_relaxed);
+    return zm_likely(limit == 0) || zm__limit_allows(request, limit);
+}
+
+#endif

@@ -1,0 +1,10 @@
+/* Things every internal file shares: visibility and branch hints. Internal
+ * names are zm__*; they are hidden from the shared library's symbol table. */
+#ifndef ZM_INTERNAL_H
+#define ZM_INTERNAL_H
+
+#define ZM_HIDDEN __attribute__((visibility("hidden")))
+#define zm_likely(x) __builtin_expect(!!(x), 1)
+#define zm_unlikely(x) __builtin_expect(!!(x), 0)
+
+#endif
