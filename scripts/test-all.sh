@@ -13,6 +13,11 @@ configs=(
   "size-header|-DZMALLOC_SIZE_HEADER=ON"
   "asan-ubsan|-DZMALLOC_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug"
   "tsan|-DZMALLOC_SANITIZE=thread"
+  "jemalloc|-DZMALLOC_BACKEND=jemalloc"
+  "tcmalloc|-DZMALLOC_BACKEND=tcmalloc"
+  "mimalloc|-DZMALLOC_BACKEND=mimalloc"
+  "jemalloc-asan-ubsan|-DZMALLOC_BACKEND=jemalloc -DZMALLOC_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug"
+  "jemalloc-tsan|-DZMALLOC_BACKEND=jemalloc -DZMALLOC_SANITIZE=thread"
 )
 
 wanted=("$@")

@@ -46,12 +46,9 @@ __attribute__((cold)) static void *fail(size_t *usable) {
     return NULL;
 }
 
-static inline int too_big(size_t size) { return size >= (size_t)PTRDIFF_MAX; }
-
 static inline void *alloc_impl(size_t size, size_t *usable, int zeroed) {
     size_t acct;
-    if (zm_unlikely(too_big(size)) || !zm__limit_ok(size)) return fail(usable);
-    size += size == 0; /* a unique block for 0 bytes, whatever the backend does */
+    if (!zm__request_ok(size)) return fail(usable);
     void *p = zeroed ? zm__blk_calloc(size, &acct) : zm__blk_malloc(size, &acct);
     if (zm_unlikely(!p)) return fail(usable);
     zm__count((int64_t)acct);
@@ -59,9 +56,10 @@ static inline void *alloc_impl(size_t size, size_t *usable, int zeroed) {
     return p;
 }
 
+/* Counting first lets the compiler end zm_free with a jump to the backend. */
 static inline void free_impl(void *ptr, size_t acct) {
-    zm__blk_free(ptr, acct);
     zm__count(-(int64_t)acct);
+    zm__blk_free(ptr, acct);
 }
 
 /* NULL with size 0 means "freed", not a failure. */
@@ -73,7 +71,8 @@ static inline void *realloc_impl(void *ptr, size_t size, size_t *usable) {
         if (usable) *usable = 0;
         return NULL;
     }
-    if (zm_unlikely(too_big(size)) || (size > old && !zm__limit_ok(size - old))) return fail(usable);
+    if (!zm__request_ok(size > old ? size - old : 0) || size >= (size_t)PTRDIFF_MAX)
+        return fail(usable);
     size_t acct;
     void *p = zm__blk_realloc(ptr, size, &acct);
     if (zm_unlikely(!p)) return fail(usable);

@@ -4,8 +4,8 @@
  * live in src/backends/<name>.c.
  *
  * The hot path, static inline in the backend header:
- *   void  *zm__be_malloc(size_t size, size_t *usable);   size > 0
- *   void  *zm__be_calloc(size_t size, size_t *usable);   size > 0, zeroed
+ *   void  *zm__be_malloc(size_t size, size_t *usable);   size 0 gives a unique block
+ *   void  *zm__be_calloc(size_t size, size_t *usable);   zeroed; size 0 as above
  *   void  *zm__be_realloc(void *p, size_t size, size_t *usable);  p != NULL, size > 0
  *   size_t zm__be_usable(const void *p);                 the allocator's usable size
  *   void   zm__be_free_sized(void *p, size_t size);      size: anything from the

@@ -3,17 +3,19 @@
  * has an accounted size (its share of used memory) and a usable size (what
  * the caller may use); they differ only in size-header mode.
  *
- *   void  *zm__blk_malloc(size_t size, size_t *acct);             size > 0
- *   void  *zm__blk_calloc(size_t size, size_t *acct);             size > 0
+ *   void  *zm__blk_malloc(size_t size, size_t *acct);             size 0: a unique block
+ *   void  *zm__blk_calloc(size_t size, size_t *acct);             size 0: a unique block
  *   void  *zm__blk_realloc(void *p, size_t size, size_t *acct);   p != NULL, size > 0
  *   size_t zm__blk_acct(const void *p);
  *   size_t zm__blk_usable(const void *p, size_t acct);
  *   size_t zm__blk_acct_of_usable(const void *p, size_t usable);  for zm_free_with_size
- *   void   zm__blk_free(void *p, size_t acct); */
+ *   void   zm__blk_free(void *p, size_t acct);
+ * The allocating calls consult the failure injector (fault.h) first. */
 #ifndef ZM_BLOCK_H
 #define ZM_BLOCK_H
 
 #include "backend.h"
+#include "fault.h"
 
 #ifdef ZM_SIZE_HEADER
 #include "block_size_header.h"

@@ -2,10 +2,14 @@
 #ifndef ZM_BLOCK_DIRECT_H
 #define ZM_BLOCK_DIRECT_H
 
-static inline void *zm__blk_malloc(size_t size, size_t *acct) { return zm__be_malloc(size, acct); }
-static inline void *zm__blk_calloc(size_t size, size_t *acct) { return zm__be_calloc(size, acct); }
+static inline void *zm__blk_malloc(size_t size, size_t *acct) {
+    return zm__fault_hit() ? NULL : zm__be_malloc(size, acct);
+}
+static inline void *zm__blk_calloc(size_t size, size_t *acct) {
+    return zm__fault_hit() ? NULL : zm__be_calloc(size, acct);
+}
 static inline void *zm__blk_realloc(void *p, size_t size, size_t *acct) {
-    return zm__be_realloc(p, size, acct);
+    return zm__fault_hit() ? NULL : zm__be_realloc(p, size, acct);
 }
 static inline size_t zm__blk_acct(const void *p) { return zm__be_usable(p); }
 static inline size_t zm__blk_usable(const void *p, size_t acct) {

@@ -22,12 +22,15 @@ static inline void *zm__hdr_store(void *base, size_t size, size_t *acct) {
 }
 
 static inline void *zm__blk_malloc(size_t size, size_t *acct) {
+    if (zm__fault_hit()) return NULL;
     return zm__hdr_store(zm__be_malloc(size + ZM_HEADER_SIZE, NULL), size, acct);
 }
 static inline void *zm__blk_calloc(size_t size, size_t *acct) {
+    if (zm__fault_hit()) return NULL;
     return zm__hdr_store(zm__be_calloc(size + ZM_HEADER_SIZE, NULL), size, acct);
 }
 static inline void *zm__blk_realloc(void *p, size_t size, size_t *acct) {
+    if (zm__fault_hit()) return NULL;
     return zm__hdr_store(zm__be_realloc(zm__hdr_base(p), size + ZM_HEADER_SIZE, NULL), size, acct);
 }
 static inline size_t zm__blk_acct(const void *p) {

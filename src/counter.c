@@ -6,8 +6,9 @@
 
 #include "zmalloc.h"
 
-__thread zm__tcounter zm__tls __attribute__((tls_model("initial-exec")));
-_Atomic size_t zm__limit;
+__thread zm__tcounter zm__tls __attribute__((tls_model("initial-exec"))) = {.published = ZM_NOT_LIVE};
+_Atomic size_t zm__request_bound = PTRDIFF_MAX;
+static _Atomic size_t limit_bytes;
 
 /* Shared state. The fields written on hot-ish paths each get a cache line of
  * their own so that publishing threads do not slow each other's readers. */
@@ -69,7 +70,7 @@ static void thread_exit(void *arg) {
     /* Destructors that run after this one may still allocate or free: those
      * counts go to the shared counters. */
     atomic_store_explicit(&t->count, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->published, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->published, ZM_NOT_LIVE, memory_order_relaxed);
     t->state = ZM_THREAD_DEAD;
 }
 
@@ -106,26 +107,35 @@ static void register_thread(zm__tcounter *t) {
     pthread_mutex_lock(&g.lock);
     link_entry(t);
     pthread_mutex_unlock(&g.lock);
+    atomic_store_explicit(&t->published, 0, memory_order_relaxed);
     t->state = ZM_THREAD_LIVE;
 }
 
-void zm__count_slow(int64_t delta) {
-    zm__tcounter *t = &zm__tls;
+static void publish(zm__tcounter *t, int64_t count) {
+    int64_t d = count - atomic_load_explicit(&t->published, memory_order_relaxed);
+    atomic_store_explicit(&t->published, count, memory_order_relaxed);
+    see_peak(atomic_fetch_add_explicit(&g.published, d, memory_order_relaxed) + d);
+}
+
+/* Reached when the drift passed a batch, or when t is not LIVE (see
+ * ZM_NOT_LIVE); count already holds delta. */
+void zm__count_slow(zm__tcounter *t, int64_t count, int64_t delta) {
+    if (zm_likely(t->state == ZM_THREAD_LIVE)) {
+        publish(t, count);
+        return;
+    }
+    /* Not in the registry: nobody reads this counter, so take delta back. */
+    atomic_store_explicit(&t->count, count - delta, memory_order_relaxed);
     if (t->state == ZM_THREAD_NEW) register_thread(t);
     if (t->state == ZM_THREAD_LIVE) {
         int64_t c = atomic_load_explicit(&t->count, memory_order_relaxed) + delta;
         atomic_store_explicit(&t->count, c, memory_order_relaxed);
-        zm__publish(t, c);
+        publish(t, c);
     } else {
         add_shared(delta, delta);
     }
 }
 
-void zm__publish(zm__tcounter *t, int64_t count) {
-    int64_t d = count - atomic_load_explicit(&t->published, memory_order_relaxed);
-    atomic_store_explicit(&t->published, count, memory_order_relaxed);
-    see_peak(atomic_fetch_add_explicit(&g.published, d, memory_order_relaxed) + d);
-}
 
 static int64_t used_exact(void) {
     pthread_mutex_lock(&g.lock);
@@ -136,7 +146,10 @@ static int64_t used_exact(void) {
     return sum;
 }
 
-int zm__limit_allows(size_t request, size_t limit) {
+int zm__request_allowed(size_t request) {
+    if (request >= (size_t)PTRDIFF_MAX) return 0;
+    size_t limit = atomic_load_explicit(&limit_bytes, memory_order_relaxed);
+    if (limit == 0) return 1;
     /* The shared figure is at most one batch per live thread below the truth:
      * when even that bound fits, no need for the exact sum. */
     int64_t bound = atomic_load_explicit(&g.published, memory_order_relaxed) +
@@ -164,9 +177,10 @@ ZM_EXPORT void zm_reset_peak(void) {
 }
 
 ZM_EXPORT void zm_set_limit(size_t bytes) {
-    atomic_store_explicit(&zm__limit, bytes, memory_order_relaxed);
+    atomic_store_explicit(&limit_bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&zm__request_bound, bytes ? 0 : (size_t)PTRDIFF_MAX, memory_order_relaxed);
 }
 
 ZM_EXPORT size_t zm_get_limit(void) {
-    return atomic_load_explicit(&zm__limit, memory_order_relaxed);
+    return atomic_load_explicit(&limit_bytes, memory_order_relaxed);
 }

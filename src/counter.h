@@ -27,40 +27,42 @@ enum zm__thread_state {
     ZM_THREAD_DEAD,    /* exited its registry entry: counts into the shared counters */
 };
 
+/* A thread that is not LIVE keeps `published` here, so far from any count
+ * that its first update always takes the slow path: the hot path needs no
+ * state test. */
+#define ZM_NOT_LIVE (INT64_MIN / 4)
+
 typedef struct zm__tcounter {
     _Alignas(64) _Atomic int64_t count; /* written by the owner only */
     _Atomic int64_t published; /* written by the owner only: the part of count already published */
-    int state;                          /* owner only, except for the fork child handler */
-    struct zm__tcounter *prev, *next;   /* registry links, under the registry lock */
+    int state;                 /* owner only */
+    struct zm__tcounter *prev, *next; /* registry links, under the registry lock */
 } zm__tcounter;
 
 extern ZM_HIDDEN __thread zm__tcounter zm__tls __attribute__((tls_model("initial-exec")));
-extern ZM_HIDDEN _Atomic size_t zm__limit;
+/* Requests of this size or more take the slow check: PTRDIFF_MAX without a
+ * limit, 0 with one, so that one compare covers both. */
+extern ZM_HIDDEN _Atomic size_t zm__request_bound;
 
-ZM_HIDDEN void zm__count_slow(int64_t delta);
-ZM_HIDDEN void zm__publish(zm__tcounter *t, int64_t count);
-ZM_HIDDEN int zm__limit_allows(size_t request, size_t limit);
+ZM_HIDDEN void zm__count_slow(zm__tcounter *t, int64_t count, int64_t delta);
+ZM_HIDDEN int zm__request_allowed(size_t request);
 
 /* Adds delta to the calling thread's balance. */
 static inline void zm__count(int64_t delta) {
     zm__tcounter *t = &zm__tls;
-    if (zm_likely(t->state == ZM_THREAD_LIVE)) {
-        int64_t c = atomic_load_explicit(&t->count, memory_order_relaxed) + delta;
-        atomic_store_explicit(&t->count, c, memory_order_relaxed);
-        /* One unsigned compare tests |c - published| > batch. */
-        int64_t drift = c - atomic_load_explicit(&t->published, memory_order_relaxed);
-        if (zm_unlikely((uint64_t)(drift + ZM_PUBLISH_BATCH) >
-                        (uint64_t)(2 * ZM_PUBLISH_BATCH)))
-            zm__publish(t, c);
-    } else {
-        zm__count_slow(delta);
-    }
+    int64_t c = atomic_load_explicit(&t->count, memory_order_relaxed) + delta;
+    atomic_store_explicit(&t->count, c, memory_order_relaxed);
+    int64_t drift = c - atomic_load_explicit(&t->published, memory_order_relaxed);
+    /* One unsigned compare tests |drift| > batch. */
+    if (zm_unlikely((uint64_t)(drift + ZM_PUBLISH_BATCH) > (uint64_t)(2 * ZM_PUBLISH_BATCH)))
+        zm__count_slow(t, c, delta);
 }
 
-/* Whether a request for `request` more bytes fits under the limit. */
-static inline int zm__limit_ok(size_t request) {
-    size_t limit = atomic_load_explicit(&zm__limit, memory_order_relaxed);
-    return zm_likely(limit == 0) || zm__limit_allows(request, limit);
+/* Whether a request for `request` more bytes may go ahead: below PTRDIFF_MAX
+ * and within the limit. */
+static inline int zm__request_ok(size_t request) {
+    return zm_likely(request < atomic_load_explicit(&zm__request_bound, memory_order_relaxed)) ||
+           zm__request_allowed(request);
 }
 
 #endif

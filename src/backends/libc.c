@@ -12,15 +12,25 @@
  * heap, and only then can its chunk headers be read. */
 static int malloc_is_glibcs;
 
+/* valgrind's memcheck, helgrind, drd, massif and dhat replace malloc without
+ * changing the symbol's address; each preloads vgpreload_<tool>. Only its
+ * core (all that cachegrind and callgrind load) leaves malloc alone. */
+static int valgrind_replaces_malloc(void) {
+    const char *s = getenv("LD_PRELOAD");
+    while (s && (s = strstr(s, "vgpreload_")) != NULL) {
+        s += sizeof "vgpreload_" - 1;
+        if (strncmp(s, "core", 4) != 0) return 1;
+    }
+    return 0;
+}
+
 static int find_glibc_malloc(void) {
 #ifdef __GLIBC__
     Dl_info info;
     void *sym = dlsym(RTLD_DEFAULT, "malloc");
     if (!sym || !dladdr(sym, &info) || !info.dli_fname) return 0;
     if (!strstr(info.dli_fname, "/libc.so")) return 0;
-    /* valgrind replaces malloc without changing the symbol's address. */
-    const char *preload = getenv("LD_PRELOAD");
-    return !(preload && strstr(preload, "vgpreload"));
+    return !valgrind_replaces_malloc();
 #else
     return 0;
 #endif

@@ -35,7 +35,7 @@ static inline size_t zm__glibc_chunk_usable(const void *p) {
      * came from so the compiler does not judge it against the block's bounds. */
     __asm__("" : "+r"(at));
     size_t word = *(const size_t *)at;
-    return (word & ~(size_t)7) - ((word & 2) ? 2 : 1) * sizeof(size_t);
+    return (word & ~(size_t)7) - sizeof(size_t) - ((word & 2) >> 1) * sizeof(size_t);
 }
 #endif
 

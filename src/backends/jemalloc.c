@@ -1,0 +1,93 @@
+/* jemalloc's cold calls: statistics through mallctl, purging, the background
+ * thread, and the defragmentation helpers that bypass the thread cache. */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "backend.h"
+#include "counter.h"
+#include "zmalloc.h"
+
+#define ZM_STR(x) ZM_STR2(x)
+#define ZM_STR2(x) #x
+#define ARENAS_ALL ZM_STR(MALLCTL_ARENAS_ALL)
+
+static size_t read_size(const char *name) {
+    size_t v = 0, len = sizeof v;
+    return mallctl(name, &v, &len, NULL, 0) == 0 ? v : 0;
+}
+
+/* Free room in the slabs of small size classes, as Valkey computes it:
+ * per bin, (regions per slab * slabs - regions in use) * region size. */
+static size_t small_bins_free_bytes(void) {
+    unsigned nbins = 0;
+    size_t len = sizeof nbins;
+    if (mallctl("arenas.nbins", &nbins, &len, NULL, 0) != 0) return 0;
+    size_t size_mib[4], nregs_mib[4], curregs_mib[6], curslabs_mib[6];
+    size_t n4 = 4, n4b = 4, n6 = 6, n6b = 6;
+    if (mallctlnametomib("arenas.bin.0.size", size_mib, &n4) ||
+        mallctlnametomib("arenas.bin.0.nregs", nregs_mib, &n4b) ||
+        mallctlnametomib("stats.arenas.0.bins.0.curregs", curregs_mib, &n6) ||
+        mallctlnametomib("stats.arenas.0.bins.0.curslabs", curslabs_mib, &n6b))
+        return 0;
+    curregs_mib[2] = curslabs_mib[2] = MALLCTL_ARENAS_ALL;
+    size_t frag = 0;
+    for (unsigned j = 0; j < nbins; j++) {
+        size_t reg_size = 0, curregs = 0, curslabs = 0;
+        uint32_t nregs = 0;
+        size_t l1 = sizeof reg_size, l2 = sizeof nregs, l3 = sizeof curregs, l4 = sizeof curslabs;
+        size_mib[2] = nregs_mib[2] = curregs_mib[4] = curslabs_mib[4] = j;
+        if (mallctlbymib(size_mib, 4, &reg_size, &l1, NULL, 0) ||
+            mallctlbymib(nregs_mib, 4, &nregs, &l2, NULL, 0) ||
+            mallctlbymib(curregs_mib, 6, &curregs, &l3, NULL, 0) ||
+            mallctlbymib(curslabs_mib, 6, &curslabs, &l4, NULL, 0))
+            return 0;
+        frag += ((size_t)nregs * curslabs - curregs) * reg_size;
+    }
+    return frag;
+}
+
+void zm__be_get_stats(zm__be_stats *out) {
+    memset(out, 0, sizeof *out);
+    uint64_t epoch = 1;
+    size_t len = sizeof epoch;
+    if (mallctl("epoch", &epoch, &len, &epoch, len) != 0) return; /* refresh the stats */
+    out->allocated = read_size("stats.allocated");
+    out->active = read_size("stats.active");
+    out->resident = read_size("stats.resident");
+    out->retained = read_size("stats.retained");
+    out->muzzy = read_size("stats.arenas." ARENAS_ALL ".pmuzzy") * read_size("arenas.page");
+    out->frag_smallbins = small_bins_free_bytes();
+    out->have = ZMALLOC_INFO_ALLOCATED | ZMALLOC_INFO_ACTIVE | ZMALLOC_INFO_RESIDENT |
+                ZMALLOC_INFO_RETAINED | ZMALLOC_INFO_MUZZY | ZMALLOC_INFO_FRAG_SMALLBINS;
+}
+
+void zm__be_background_thread(int enable) {
+    bool on = enable != 0;
+    mallctl("background_thread", NULL, NULL, &on, sizeof on);
+}
+
+int zm__be_purge(void) {
+    /* Flush this thread's cache first, or its free blocks stay out of reach. */
+    mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    int rc = mallctl("arena." ARENAS_ALL ".purge", NULL, NULL, NULL, 0);
+    if (rc == 0) return 0;
+    errno = rc;
+    return -1;
+}
+
+/* Counted like any block; failure returns NULL, as in Redis. */
+ZM_EXPORT void *zm_malloc_no_tcache(size_t size) {
+    if (!zm__request_ok(size)) return NULL;
+    size += size == 0;
+    void *p = mallocx(size, MALLOCX_TCACHE_NONE);
+    if (p) zm__count((int64_t)nallocx(size, 0));
+    return p;
+}
+
+ZM_EXPORT void zm_free_no_tcache(void *ptr) {
+    if (!ptr) return;
+    size_t size = malloc_usable_size(ptr);
+    zm__count(-(int64_t)size);
+    sdallocx(ptr, size, MALLOCX_TCACHE_NONE);
+}
