@@ -1,5 +1,6 @@
 /* Process and allocator figures: the public face of the OS-query layer and of
  * the backend's statistics. */
+#include <stdlib.h> /* defines __GLIBC__ on glibc */
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif

@@ -1,5 +1,6 @@
 /* jemalloc's cold calls: statistics through mallctl, purging, the background
  * thread, and the defragmentation helpers that bypass the thread cache. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -11,6 +12,25 @@
 #define ZM_STR(x) ZM_STR2(x)
 #define ZM_STR2(x) #x
 #define ARENAS_ALL ZM_STR(MALLCTL_ARENAS_ALL)
+
+static void *plain_mallocx(size_t size) { return mallocx(size, 0); }
+static void plain_dallocx(void *p) { dallocx(p, 0); }
+
+void *(*zm__je_malloc)(size_t) = plain_mallocx;
+void (*zm__je_free)(void *) = plain_dallocx;
+
+/* malloc and free are jemalloc's when they live in the object that has
+ * mallocx: the program linked jemalloc ahead of libc. */
+__attribute__((constructor)) static void find_jemalloc_malloc(void) {
+    Dl_info m, x;
+    void *sym_malloc = dlsym(RTLD_DEFAULT, "malloc"), *sym_free = dlsym(RTLD_DEFAULT, "free");
+    void *sym_mallocx = dlsym(RTLD_DEFAULT, "mallocx");
+    if (!sym_malloc || !sym_free || !sym_mallocx || !dladdr(sym_malloc, &m) ||
+        !dladdr(sym_mallocx, &x) || m.dli_fbase != x.dli_fbase)
+        return;
+    zm__je_malloc = (void *(*)(size_t))sym_malloc;
+    zm__je_free = (void (*)(void *))sym_free;
+}
 
 static size_t read_size(const char *name) {
     size_t v = 0, len = sizeof v;
@@ -87,7 +107,7 @@ ZM_EXPORT void *zm_malloc_no_tcache(size_t size) {
 
 ZM_EXPORT void zm_free_no_tcache(void *ptr) {
     if (!ptr) return;
-    size_t size = malloc_usable_size(ptr);
+    size_t size = sallocx(ptr, 0);
     zm__count(-(int64_t)size);
     sdallocx(ptr, size, MALLOCX_TCACHE_NONE);
 }
