@@ -6,7 +6,7 @@
 
 #include "zmalloc.h"
 
-__thread zm__tcounter zm__tls __attribute__((tls_model("initial-exec"))) = {.published = ZM_NOT_LIVE};
+__thread zm__tcounter zm__tls __attribute__((tls_model("initial-exec"))) = {.pending = ZM_NOT_LIVE};
 _Atomic size_t zm__request_bound = PTRDIFF_MAX;
 static _Atomic size_t limit_bytes;
 
@@ -56,8 +56,9 @@ static void unlink_entry(zm__tcounter *t) {
 /* Folds an entry's balance into the shared counters. Caller holds the lock
  * (or is the only thread, in a fork child). */
 static void retire_entry(zm__tcounter *t) {
-    int64_t c = atomic_load_explicit(&t->count, memory_order_relaxed);
-    add_shared(c, c - atomic_load_explicit(&t->published, memory_order_relaxed));
+    int64_t base = atomic_load_explicit(&t->base, memory_order_relaxed);
+    int64_t pending = atomic_load_explicit(&t->pending, memory_order_relaxed);
+    add_shared(base + pending, pending);
     unlink_entry(t);
 }
 
@@ -69,8 +70,8 @@ static void thread_exit(void *arg) {
     pthread_mutex_unlock(&g.lock);
     /* Destructors that run after this one may still allocate or free: those
      * counts go to the shared counters. */
-    atomic_store_explicit(&t->count, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->published, ZM_NOT_LIVE, memory_order_relaxed);
+    atomic_store_explicit(&t->base, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->pending, ZM_NOT_LIVE, memory_order_relaxed);
     t->state = ZM_THREAD_DEAD;
 }
 
@@ -104,44 +105,43 @@ static void register_thread(zm__tcounter *t) {
         t->state = ZM_THREAD_DEAD; /* no exit hook: never enter the registry */
         return;
     }
+    atomic_store_explicit(&t->base, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
     pthread_mutex_lock(&g.lock);
     link_entry(t);
     pthread_mutex_unlock(&g.lock);
-    atomic_store_explicit(&t->published, 0, memory_order_relaxed);
     t->state = ZM_THREAD_LIVE;
 }
 
-static void publish(zm__tcounter *t, int64_t count) {
-    int64_t d = count - atomic_load_explicit(&t->published, memory_order_relaxed);
-    atomic_store_explicit(&t->published, count, memory_order_relaxed);
-    see_peak(atomic_fetch_add_explicit(&g.published, d, memory_order_relaxed) + d);
+/* Moves the drift into base and the shared counter. A reader between the two
+ * stores may count it twice: that is an allocation in flight. */
+static void publish(zm__tcounter *t, int64_t pending) {
+    atomic_store_explicit(&t->base, atomic_load_explicit(&t->base, memory_order_relaxed) + pending,
+                          memory_order_relaxed);
+    atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
+    see_peak(atomic_fetch_add_explicit(&g.published, pending, memory_order_relaxed) + pending);
 }
 
 /* Reached when the drift passed a batch, or when t is not LIVE (see
- * ZM_NOT_LIVE); count already holds delta. */
-void zm__count_slow(zm__tcounter *t, int64_t count, int64_t delta) {
+ * ZM_NOT_LIVE); pending already holds delta. */
+void zm__count_slow(zm__tcounter *t, int64_t pending, int64_t delta) {
     if (zm_likely(t->state == ZM_THREAD_LIVE)) {
-        publish(t, count);
+        publish(t, pending);
         return;
     }
     /* Not in the registry: nobody reads this counter, so take delta back. */
-    atomic_store_explicit(&t->count, count - delta, memory_order_relaxed);
+    atomic_store_explicit(&t->pending, pending - delta, memory_order_relaxed);
     if (t->state == ZM_THREAD_NEW) register_thread(t);
-    if (t->state == ZM_THREAD_LIVE) {
-        int64_t c = atomic_load_explicit(&t->count, memory_order_relaxed) + delta;
-        atomic_store_explicit(&t->count, c, memory_order_relaxed);
-        publish(t, c);
-    } else {
-        add_shared(delta, delta);
-    }
+    if (t->state == ZM_THREAD_LIVE) publish(t, delta);
+    else add_shared(delta, delta);
 }
-
 
 static int64_t used_exact(void) {
     pthread_mutex_lock(&g.lock);
     int64_t sum = atomic_load_explicit(&g.retired, memory_order_relaxed);
     for (zm__tcounter *t = g.head; t; t = t->next)
-        sum += atomic_load_explicit(&t->count, memory_order_relaxed);
+        sum += atomic_load_explicit(&t->base, memory_order_relaxed) +
+               atomic_load_explicit(&t->pending, memory_order_relaxed);
     pthread_mutex_unlock(&g.lock);
     return sum;
 }

@@ -1,12 +1,14 @@
-/* The accounting layer: one signed counter per thread, on that thread's own
- * cache line, changed with plain (relaxed) stores by its owner only. A reader
- * sums them under the registry lock. A thread's counter may go negative when
- * it frees blocks other threads allocated; only the sum means anything.
+/* The accounting layer: one signed balance per thread, on that thread's own
+ * cache line, changed with plain (relaxed) loads and stores by its owner only.
+ * A reader sums them under the registry lock. A thread's balance may go
+ * negative when it frees blocks other threads allocated; only the sum means
+ * anything.
  *
- * Each thread also publishes its balance into one shared counter, but only
- * when it has drifted 64 KiB from what it last published. That shared figure
- * is within 64 KiB per live thread of the truth, which is close enough to
- * track the peak and to pass most limit checks without taking the lock.
+ * A balance is kept in two parts: `base`, already published into one shared
+ * counter, and `pending`, the drift since. The hot path touches only pending;
+ * when it passes 64 KiB either way it is published. The shared figure is thus
+ * within 64 KiB per live thread of the truth: close enough to track the peak
+ * and to pass most limit checks without the lock.
  *
  * Nothing in this layer allocates from the heap. */
 #ifndef ZM_COUNTER_H
@@ -27,16 +29,15 @@ enum zm__thread_state {
     ZM_THREAD_DEAD,    /* exited its registry entry: counts into the shared counters */
 };
 
-/* A thread that is not LIVE keeps `published` here, so far from any count
- * that its first update always takes the slow path: the hot path needs no
- * state test. */
+/* A thread that is not LIVE keeps `pending` here, so far out of range that
+ * its every update takes the slow path: the hot path needs no state test. */
 #define ZM_NOT_LIVE (INT64_MIN / 4)
 
 typedef struct zm__tcounter {
-    _Alignas(64) _Atomic int64_t count; /* written by the owner only */
-    _Atomic int64_t published; /* written by the owner only: the part of count already published */
-    int state;                 /* owner only */
-    struct zm__tcounter *prev, *next; /* registry links, under the registry lock */
+    _Alignas(64) _Atomic int64_t pending; /* written by the owner only */
+    _Atomic int64_t base;                 /* written by the owner only */
+    int state;                            /* owner only */
+    struct zm__tcounter *prev, *next;     /* registry links, under the registry lock */
 } zm__tcounter;
 
 extern ZM_HIDDEN __thread zm__tcounter zm__tls __attribute__((tls_model("initial-exec")));
@@ -44,18 +45,17 @@ extern ZM_HIDDEN __thread zm__tcounter zm__tls __attribute__((tls_model("initial
  * limit, 0 with one, so that one compare covers both. */
 extern ZM_HIDDEN _Atomic size_t zm__request_bound;
 
-ZM_HIDDEN void zm__count_slow(zm__tcounter *t, int64_t count, int64_t delta);
+ZM_HIDDEN void zm__count_slow(zm__tcounter *t, int64_t pending, int64_t delta);
 ZM_HIDDEN int zm__request_allowed(size_t request);
 
 /* Adds delta to the calling thread's balance. */
 static inline void zm__count(int64_t delta) {
     zm__tcounter *t = &zm__tls;
-    int64_t c = atomic_load_explicit(&t->count, memory_order_relaxed) + delta;
-    atomic_store_explicit(&t->count, c, memory_order_relaxed);
-    int64_t drift = c - atomic_load_explicit(&t->published, memory_order_relaxed);
-    /* One unsigned compare tests |drift| > batch. */
-    if (zm_unlikely((uint64_t)(drift + ZM_PUBLISH_BATCH) > (uint64_t)(2 * ZM_PUBLISH_BATCH)))
-        zm__count_slow(t, c, delta);
+    int64_t p = atomic_load_explicit(&t->pending, memory_order_relaxed) + delta;
+    atomic_store_explicit(&t->pending, p, memory_order_relaxed);
+    /* One unsigned compare tests |p| > batch. */
+    if (zm_unlikely((uint64_t)(p + ZM_PUBLISH_BATCH) > (uint64_t)(2 * ZM_PUBLISH_BATCH)))
+        zm__count_slow(t, p, delta);
 }
 
 /* Whether a request for `request` more bytes may go ahead: below PTRDIFF_MAX
