@@ -18,10 +18,12 @@ static void plain_dallocx(void *p) { dallocx(p, 0); }
 
 void *(*zm__je_malloc)(size_t) = plain_mallocx;
 void (*zm__je_free)(void *) = plain_dallocx;
+int zm__je_malloc_is_global;
+int zm__je_classes_ok;
 
 /* malloc and free are jemalloc's when they live in the object that has
  * mallocx: the program linked jemalloc ahead of libc. */
-__attribute__((constructor)) static void find_jemalloc_malloc(void) {
+static void find_global_malloc(void) {
     Dl_info m, x;
     void *sym_malloc = dlsym(RTLD_DEFAULT, "malloc"), *sym_free = dlsym(RTLD_DEFAULT, "free");
     void *sym_mallocx = dlsym(RTLD_DEFAULT, "mallocx");
@@ -30,6 +32,21 @@ __attribute__((constructor)) static void find_jemalloc_malloc(void) {
         return;
     zm__je_malloc = (void *(*)(size_t))sym_malloc;
     zm__je_free = (void (*)(void *))sym_free;
+    zm__je_malloc_is_global = 1;
+}
+
+/* Walks every size class up to 64 MiB, checking both ends of each. */
+static int size_classes_agree(void) {
+    for (size_t n = 1; n <= ((size_t)64 << 20); n = zm__je_size_class(n) + 1) {
+        size_t c = zm__je_size_class(n);
+        if (nallocx(n, 0) != c || nallocx(c, 0) != c) return 0;
+    }
+    return 1;
+}
+
+__attribute__((constructor)) static void probe_jemalloc(void) {
+    find_global_malloc();
+    zm__je_classes_ok = size_classes_agree();
 }
 
 static size_t read_size(const char *name) {
@@ -101,7 +118,7 @@ ZM_EXPORT void *zm_malloc_no_tcache(size_t size) {
     if (!zm__request_ok(size)) return NULL;
     size += size == 0;
     void *p = mallocx(size, MALLOCX_TCACHE_NONE);
-    if (p) zm__count((int64_t)nallocx(size, 0));
+    if (p) zm__count((int64_t)zm__je_usable_of_request(size));
     return p;
 }
 
