@@ -2,7 +2,7 @@
 # Builds and tests every configuration: one build directory each under
 # build/, each tested with ctest. Exits non-zero if any configuration fails.
 # Usage: scripts/test-all.sh [config ...]   (default: all of them)
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -10,19 +10,34 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # name | cmake options
 configs=(
   "default|"
-  "size-header|-DZMALLOC_SIZE_HEADER=ON"
-  "asan-ubsan|-DZMALLOC_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug"
-  "tsan|-DZMALLOC_SANITIZE=thread"
-  "jemalloc|-DZMALLOC_BACKEND=jemalloc"
-  "tcmalloc|-DZMALLOC_BACKEND=tcmalloc"
-  "mimalloc|-DZMALLOC_BACKEND=mimalloc"
-  "jemalloc-asan-ubsan|-DZMALLOC_BACKEND=jemalloc -DZMALLOC_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug"
-  "jemalloc-tsan|-DZMALLOC_BACKEND=jemalloc -DZMALLOC_SANITIZE=thread"
+  "default-testing|-DZMALLOC_TESTING=ON"
+  "size-header|-DZMALLOC_SIZE_HEADER=ON -DZMALLOC_TESTING=ON"
+  "asan-ubsan|-DZMALLOC_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON"
+  "tsan|-DZMALLOC_SANITIZE=thread -DZMALLOC_TESTING=ON"
+  "jemalloc|-DZMALLOC_BACKEND=jemalloc -DZMALLOC_TESTING=ON"
+  "tcmalloc|-DZMALLOC_BACKEND=tcmalloc -DZMALLOC_TESTING=ON"
+  "mimalloc|-DZMALLOC_BACKEND=mimalloc -DZMALLOC_TESTING=ON"
+  "jemalloc-asan-ubsan|-DZMALLOC_BACKEND=jemalloc -DZMALLOC_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON"
+  "jemalloc-tsan|-DZMALLOC_BACKEND=jemalloc -DZMALLOC_SANITIZE=thread -DZMALLOC_TESTING=ON"
+  "valgrind|-DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON -DCMAKE_CROSSCOMPILING_EMULATOR=env;ZMALLOC_UNDER_VALGRIND=1;valgrind;--error-exitcode=1;--leak-check=full;--errors-for-leak-kinds=definite,indirect;--quiet"
 )
 
 wanted=("$@")
 mkdir -p build
 failed=()
+total_pass=0
+total_fail=0
+
+# Adds one ctest run's "N tests failed out of M" to the totals.
+count_ctest() {
+  local line fail all
+  line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$1" | tail -1) || true
+  [[ -n $line ]] || return 0
+  fail=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  all=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+  total_pass=$((total_pass + all - fail))
+  total_fail=$((total_fail + fail))
+}
 for entry in "${configs[@]}"; do
   name=${entry%%|*}
   opts=${entry#*|}
@@ -32,7 +47,10 @@ for entry in "${configs[@]}"; do
   # shellcheck disable=SC2086
   if cmake -S . -B "$dir" -DZMALLOC_BUILD_BENCH=ON -DZMALLOC_BUILD_EXAMPLES=ON $opts >"$dir.configure.log" 2>&1 \
      && cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1; then
-    if ! (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300); then failed+=("$name"); fi
+    if ! (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 600) | tee "$dir.ctest.log"; then
+      failed+=("$name")
+    fi
+    count_ctest "$dir.ctest.log"
   else
     cat "$dir.configure.log" "$dir.build.log" 2>/dev/null | tail -40
     failed+=("$name (build)")
@@ -44,8 +62,16 @@ if [[ -x build/default/bench/bench_overhead ]]; then
   build/default/bench/bench_overhead --quick
 fi
 
+# The libFuzzer targets, FUZZ_SECONDS (default 60) each; clang only.
+if { ((${#wanted[@]} == 0)) || [[ " ${wanted[*]} " == *" fuzz "* ]]; } && command -v clang++ >/dev/null; then
+  echo "=== fuzz: scripts/fuzz.sh ${FUZZ_SECONDS:-60}"
+  if ! FUZZ_JOBS=$jobs scripts/fuzz.sh "${FUZZ_SECONDS:-60}"; then failed+=("fuzz"); fi
+fi
+
 if ((${#failed[@]})); then
   echo "FAILED configurations: ${failed[*]}"
+  echo "ctest: $total_pass passed, $total_fail failed"
   exit 1
 fi
 echo "all configurations passed"
+echo "ctest: $total_pass passed, $total_fail failed"

@@ -109,7 +109,8 @@ ZM_EXPORT void *zm_calloc_num(size_t num, size_t size) {
 
 ZM_EXPORT void *zm_realloc_usable(void *ptr, size_t size, size_t *usable) {
     void *p = realloc_impl(ptr, size, usable);
-    return p || size == 0 ? p : oom(size);
+    /* NULL with size 0 means "freed" only when there was a block to free. */
+    return p || (size == 0 && ptr) ? p : oom(size);
 }
 ZM_EXPORT void *zm_realloc(void *ptr, size_t size) { return zm_realloc_usable(ptr, size, NULL); }
 ZM_EXPORT void *zm_try_realloc_usable(void *ptr, size_t size, size_t *usable) {

@@ -7,10 +7,32 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define ZT_HAVE_VALGRIND_H 1
+#endif
+#endif
 /* cmocka.h after its prerequisites */
 #include <cmocka.h>
 
 #include "zmalloc.h"
+
+/* ZT_SANITIZED: built with ASan or TSan, by gcc (__SANITIZE_*__) or clang
+ * (__has_feature). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ZT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define ZT_SANITIZED 1
+#endif
+#endif
 
 /* Used memory as an exact signed difference from a baseline. */
 static inline long long zt_used_since(size_t base) {
@@ -22,6 +44,53 @@ static inline long long zt_used_since(size_t base) {
 static inline size_t zt_opaque(size_t x) {
     __asm__("" : "+r"(x));
     return x;
+}
+
+/* Whether the test runs under valgrind: ZMALLOC_UNDER_VALGRIND=1 (set by the
+ * "valgrind" configuration of scripts/test-all.sh) or RUNNING_ON_VALGRIND. */
+static inline int zt_under_valgrind(void) {
+    const char *e = getenv("ZMALLOC_UNDER_VALGRIND");
+    if (e && *e && strcmp(e, "0") != 0) return 1;
+#ifdef ZT_HAVE_VALGRIND_H
+    if (RUNNING_ON_VALGRIND) return 1;
+#endif
+    return 0;
+}
+
+/* Runs fn(arg) in a fork child under an alarm(alarm_s) watchdog and returns
+ * its result (0..255), or 100 + the signal that killed it. Under valgrind the
+ * child hands its result over a pipe and ends with SIGKILL, skipping
+ * valgrind's exit-time leak check: in a fork child, blocks held by the
+ * parent's other threads (which do not exist in the child) would count as
+ * lost. */
+static inline int zt_fork_run(int (*fn)(void *), void *arg, unsigned alarm_s) {
+    int fds[2];
+    if (pipe(fds) != 0) return 200;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        alarm(alarm_s); /* a deadlock shows as SIGALRM, not as a hung suite */
+        unsigned char rc = (unsigned char)fn(arg);
+        if (zt_under_valgrind()) {
+            ssize_t w = write(fds[1], &rc, 1);
+            (void)w;
+            kill(getpid(), SIGKILL);
+        }
+        _exit(rc);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return 201;
+    }
+    unsigned char rc = 0;
+    ssize_t got = read(fds[0], &rc, 1);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (got == 1) return rc;
+    if (WIFSIGNALED(status)) return 100 + WTERMSIG(status);
+    return WEXITSTATUS(status);
 }
 
 #endif

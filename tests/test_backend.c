@@ -1,0 +1,191 @@
+/* What each backend must show: its name and version, block sizes that agree
+ * with the allocator's own answer, statistics that follow the live data,
+ * purging that gives memory back, and (jemalloc) the defrag helpers and the
+ * background thread. Built against whichever backend this tree is
+ * configured for. */
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zm_test.h"
+
+/* glibc's figures describe glibc's heap: under a sanitizer or valgrind, whose
+ * malloc replaces it, the libc backend rightly reports none. */
+static int libc_replaced(void) {
+#if defined(ZM_TEST_BACKEND_libc)
+#ifdef ZT_SANITIZED
+    return 1;
+#endif
+    return zt_under_valgrind();
+#else
+    return 0;
+#endif
+}
+
+#if defined(ZM_TEST_BACKEND_jemalloc)
+#include <jemalloc/jemalloc.h>
+#define OWN_SIZE(p) sallocx((p), 0)
+#define BACKEND_NAME "jemalloc-"
+#elif defined(ZM_TEST_BACKEND_tcmalloc)
+#include <gperftools/tcmalloc.h>
+#define OWN_SIZE(p) tc_malloc_size(p)
+#define BACKEND_NAME "tcmalloc-"
+#elif defined(ZM_TEST_BACKEND_mimalloc)
+#include <mimalloc.h>
+#define OWN_SIZE(p) mi_usable_size(p)
+#define BACKEND_NAME "mimalloc-"
+#else
+#include <malloc.h>
+#define OWN_SIZE(p) malloc_usable_size(p)
+#define BACKEND_NAME "libc"
+#endif
+
+static void test_lib_name(void **state) {
+    (void)state;
+    assert_int_equal(strncmp(ZMALLOC_LIB, BACKEND_NAME, strlen(BACKEND_NAME)), 0);
+#ifndef ZM_TEST_BACKEND_libc
+    /* name-major.minor... */
+    const char *v = ZMALLOC_LIB + strlen(BACKEND_NAME);
+    assert_true(v[0] >= '0' && v[0] <= '9');
+    assert_non_null(strchr(v, '.'));
+#endif
+}
+
+/* Sizes computed inline from the request (size classes, chunk headers) must
+ * be the allocator's own answer, for every way a block comes to be. */
+static void test_sizes_match_allocator(void **state) {
+    (void)state;
+#ifdef HAVE_MALLOC_SIZE
+    size_t base = zm_used_memory();
+    for (size_t n = 0; n < (8u << 20); n = n < 4096 ? n + 1 : n + n / 7) {
+        size_t u = 0;
+        void *a = zm_malloc_usable(n, &u);
+        assert_int_equal(u, OWN_SIZE(a));
+        assert_int_equal(zm_size(a), OWN_SIZE(a));
+        void *b = zm_calloc_usable(n, &u);
+        assert_int_equal(u, OWN_SIZE(b));
+        b = zm_realloc_usable(b, n * 2 + 1, &u);
+        assert_int_equal(u, OWN_SIZE(b));
+        assert_int_equal(zt_used_since(base), OWN_SIZE(a) + OWN_SIZE(b));
+        zm_free(a);
+        zm_free_with_size(b, u);
+        assert_int_equal(zt_used_since(base), 0);
+    }
+#else
+    skip(); /* size-header mode: the header, not the allocator, knows sizes */
+#endif
+}
+
+static size_t info(int bit) {
+    size_t f[6] = {0};
+    zm_get_allocator_info(&f[0], &f[1], &f[2], &f[3], &f[4], &f[5]);
+    for (int i = 0; i < 6; i++)
+        if (bit == (1 << i)) return f[i];
+    return 0;
+}
+
+/* Every figure the backend claims moves with the data it describes. */
+static void test_figures_follow_data(void **state) {
+    (void)state;
+    int have = zm_get_allocator_info(NULL, NULL, NULL, NULL, NULL, NULL);
+    if (libc_replaced()) {
+        assert_int_equal(have, 0);
+        skip();
+    }
+#ifndef ZM_TEST_BACKEND_mimalloc
+    assert_true(have & ZMALLOC_INFO_ALLOCATED);
+#endif
+    assert_true(have & ZMALLOC_INFO_ACTIVE);
+    const size_t n = 32u << 20, slack = 1u << 20;
+    zm_purge();
+    size_t alloc0 = info(ZMALLOC_INFO_ALLOCATED), active0 = info(ZMALLOC_INFO_ACTIVE),
+           res0 = info(ZMALLOC_INFO_RESIDENT);
+    char *p = zm_malloc(n);
+    memset(p, 1, n);
+    if (have & ZMALLOC_INFO_ALLOCATED) assert_true(info(ZMALLOC_INFO_ALLOCATED) >= alloc0 + n - slack);
+    assert_true(info(ZMALLOC_INFO_ACTIVE) >= active0 + n - slack);
+    if (have & ZMALLOC_INFO_RESIDENT) assert_true(info(ZMALLOC_INFO_RESIDENT) >= res0 + n - slack);
+    if (have & ZMALLOC_INFO_ALLOCATED)
+        assert_true(info(ZMALLOC_INFO_ACTIVE) >= info(ZMALLOC_INFO_ALLOCATED) - slack);
+    size_t alloc1 = info(ZMALLOC_INFO_ALLOCATED), retained1 = info(ZMALLOC_INFO_RETAINED);
+    zm_free(p);
+    zm_purge();
+    if (have & ZMALLOC_INFO_ALLOCATED) assert_true(info(ZMALLOC_INFO_ALLOCATED) + n - slack <= alloc1);
+    /* purged pages stay mapped but leave the resident set */
+    if (have & ZMALLOC_INFO_RETAINED) assert_true(info(ZMALLOC_INFO_RETAINED) >= retained1 + n - slack);
+}
+
+/* Free room in partly used small-size slabs: free every other small block. */
+static void test_frag_smallbins(void **state) {
+    (void)state;
+    if (!(zm_get_allocator_info(NULL, NULL, NULL, NULL, NULL, NULL) & ZMALLOC_INFO_FRAG_SMALLBINS))
+        skip();
+    enum { COUNT = 20000 };
+    static void *blocks[COUNT];
+    for (int i = 0; i < COUNT; i++) blocks[i] = zm_malloc(96);
+    zm_purge(); /* also flushes the thread cache, so jemalloc sees what is free */
+    size_t before = info(ZMALLOC_INFO_FRAG_SMALLBINS), freed = 0;
+    for (int i = 0; i < COUNT; i += 2) {
+        freed += zm_size(blocks[i]);
+        zm_free(blocks[i]);
+    }
+    zm_purge();
+    assert_true(info(ZMALLOC_INFO_FRAG_SMALLBINS) >= before + freed * 9 / 10);
+    for (int i = 1; i < COUNT; i += 2) zm_free(blocks[i]);
+}
+
+/* RSS falls when freed memory is purged. A block kept after the freed ones
+ * stops glibc from trimming the heap top by itself. */
+static void test_rss_falls_after_purge(void **state) {
+    (void)state;
+    enum { COUNT = 1024, SIZE = 64 * 1024 };
+    static char *blocks[COUNT];
+    if (libc_replaced()) skip(); /* a sanitizer's malloc keeps freed memory in quarantine */
+    for (int i = 0; i < COUNT; i++) {
+        blocks[i] = zm_malloc(SIZE);
+        memset(blocks[i], 7, SIZE);
+    }
+    void *keep = zm_malloc(100);
+    size_t full = zm_get_rss();
+    for (int i = 0; i < COUNT; i++) zm_free(blocks[i]);
+    assert_int_equal(zm_purge(), 0);
+    size_t purged = zm_get_rss();
+    assert_true(purged + (size_t)COUNT * SIZE / 2 < full); /* at least half of 64 MiB came back */
+    zm_free(keep);
+}
+
+static void test_background_thread_and_defrag(void **state) {
+    (void)state;
+#ifdef HAVE_DEFRAG
+    bool on = false;
+    size_t len = sizeof on;
+    zm_set_background_thread(1);
+    assert_int_equal(mallctl("background_thread", &on, &len, NULL, 0), 0);
+    assert_true(on);
+    zm_set_background_thread(0);
+    assert_int_equal(mallctl("background_thread", &on, &len, NULL, 0), 0);
+    assert_false(on);
+    size_t base = zm_used_memory();
+    void *p = zmalloc_no_tcache(1000);
+    assert_non_null(p);
+    assert_int_equal(zt_used_since(base), zm_size(p));
+    zfree_no_tcache(p);
+    assert_int_equal(zt_used_since(base), 0);
+#else
+    zm_set_background_thread(1); /* a documented no-op */
+    zm_set_background_thread(0);
+    skip();
+#endif
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lib_name),
+        cmocka_unit_test(test_sizes_match_allocator),
+        cmocka_unit_test(test_figures_follow_data),
+        cmocka_unit_test(test_frag_smallbins),
+        cmocka_unit_test(test_rss_falls_after_purge),
+        cmocka_unit_test(test_background_thread_and_defrag),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
