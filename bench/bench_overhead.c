@@ -291,7 +291,7 @@ static void usage(const char *argv0) {
 
 int main(int argc, char **argv) {
     int quick = 0;
-    long rounds = 9;
+    long rounds = 25;
     int rounds_set = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
@@ -311,8 +311,8 @@ int main(int argc, char **argv) {
     /* Sized for rounds of roughly 0.1 s (0.005 s with --quick) on a current
      * x86 core: long enough that timer and thread start-up noise are lost in
      * them, short enough for 9 rounds of everything to stay well under 60 s. */
-    uint64_t fixed_iters = quick ? 200000 : 6000000;
-    uint64_t mixed_iters = quick ? 100000 : 3000000;
+    uint64_t fixed_iters = quick ? 200000 : 2000000;
+    uint64_t mixed_iters = quick ? 100000 : 1000000;
 
     /* The main thread registers now, so that it is one of the live threads
      * in every used_memory measurement and its first allocation is not. */
