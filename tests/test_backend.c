@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h" /* the backend header: which fast paths this build has */
 #include "zm_test.h"
 
 /* glibc's figures describe glibc's heap: under a sanitizer or valgrind, whose
@@ -48,6 +49,25 @@ static void test_lib_name(void **state) {
     const char *v = ZMALLOC_LIB + strlen(BACKEND_NAME);
     assert_true(v[0] >= '0' && v[0] <= '9');
     assert_non_null(strchr(v, '.'));
+#endif
+}
+
+/* The fast paths that the load-time checks switch on are on wherever the
+ * allocator really is the one they were written for: a silent fallback would
+ * keep every test green and double the cost. */
+static void test_fast_paths_enabled(void **state) {
+    (void)state;
+#if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_CHUNKS)
+    extern int zm__glibc_chunks_ok;
+    assert_int_equal(zm__glibc_chunks_ok, !libc_replaced());
+#elif defined(ZM_TEST_BACKEND_jemalloc)
+    extern int zm__je_classes_ok;
+    assert_int_equal(zm__je_classes_ok, 1);
+#elif defined(ZM_TEST_BACKEND_mimalloc)
+    extern size_t zm__mi_bins_max;
+    assert_true(zm__mi_bins_max >= 128 * 1024);
+#else
+    skip();
 #endif
 }
 
@@ -185,6 +205,7 @@ static void test_background_thread_and_defrag(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lib_name),
+        cmocka_unit_test(test_fast_paths_enabled),
         cmocka_unit_test(test_sizes_match_allocator),
         cmocka_unit_test(test_figures_follow_data),
         cmocka_unit_test(test_frag_smallbins),
