@@ -32,9 +32,14 @@ static void see_peak(int64_t v) {
     }
 }
 
+/* Every change to the shared figure is a chance to see a new peak. */
+static void add_published(int64_t delta) {
+    see_peak(atomic_fetch_add_explicit(&g.published, delta, memory_order_relaxed) + delta);
+}
+
 static void add_shared(int64_t retired, int64_t published) {
     atomic_fetch_add_explicit(&g.retired, retired, memory_order_relaxed);
-    see_peak(atomic_fetch_add_explicit(&g.published, published, memory_order_relaxed) + published);
+    add_published(published);
 }
 
 static void link_entry(zm__tcounter *t) {
@@ -119,7 +124,7 @@ static void publish(zm__tcounter *t, int64_t pending) {
     atomic_store_explicit(&t->base, atomic_load_explicit(&t->base, memory_order_relaxed) + pending,
                           memory_order_relaxed);
     atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
-    see_peak(atomic_fetch_add_explicit(&g.published, pending, memory_order_relaxed) + pending);
+    add_published(pending);
 }
 
 /* Reached when the drift passed a batch, or when t is not LIVE (see

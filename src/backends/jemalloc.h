@@ -38,19 +38,20 @@ static inline size_t zm__je_usable_of_request(size_t n) {
 
 static inline size_t zm__be_usable(const void *p) { return sallocx(p, 0); }
 
-/* mallocx(0) is undefined: ask for 1. */
-static inline void *zm__be_malloc(size_t size, size_t *usable) {
-    size += size == 0;
-    void *p = zm__je_malloc(size);
+static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
     if (usable && zm_likely(p != NULL)) *usable = zm__je_usable_of_request(size);
     return p;
 }
 
+/* mallocx(0) is undefined: ask for 1. */
+static inline void *zm__be_malloc(size_t size, size_t *usable) {
+    size += size == 0;
+    return zm__be_sized(zm__je_malloc(size), size, usable);
+}
+
 static inline void *zm__be_calloc(size_t size, size_t *usable) {
     size += size == 0;
-    void *p = mallocx(size, MALLOCX_ZERO);
-    if (usable && zm_likely(p != NULL)) *usable = zm__je_usable_of_request(size);
-    return p;
+    return zm__be_sized(mallocx(size, MALLOCX_ZERO), size, usable);
 }
 
 /* rallocx may keep the block where it is: ask for the size it ended with. */
