@@ -5,7 +5,6 @@ set(ZM_BACKEND_INCLUDES "")
 set(ZM_BACKEND_LIBS "")
 set(ZM_BACKEND_PC_LIBS "")
 set(ZM_BACKEND_DEFINES "")
-set(HAVE_DEFRAG OFF)
 
 # Finds a backend's header and library, or stops configure with one line that
 # names the Debian package to install.
@@ -37,7 +36,6 @@ elseif(ZMALLOC_BACKEND STREQUAL "jemalloc")
   zm_header_define(${ZM_HEADER_PATH} JEMALLOC_VERSION_MINOR minor)
   zm_header_define(${ZM_HEADER_PATH} JEMALLOC_VERSION_BUGFIX bugfix)
   set(ZM_LIB_STRING "jemalloc-${major}.${minor}.${bugfix}")
-  set(HAVE_DEFRAG ON)
 elseif(ZMALLOC_BACKEND STREQUAL "tcmalloc")
   zm_find_backend(gperftools/tcmalloc.h tcmalloc_minimal libgoogle-perftools-dev)
   zm_header_define(${ZM_HEADER_PATH} TC_VERSION_MAJOR major)

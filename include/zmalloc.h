@@ -56,8 +56,13 @@ extern "C" {
  * - every block of 16 bytes or more is aligned to alignof(max_align_t).
  *
  * The *_usable variants store the bytes the caller may use in *usable (which
- * may be NULL). Writing past the requested size into that room needs
- * zm_extend_to_usable() first when _FORTIFY_SOURCE is on.
+ * may be NULL), and the caller may write all of them at once, as Redis's and
+ * Valkey's sds and listpack code does. So they carry no alloc_size attribute:
+ * under _FORTIFY_SOURCE the compiler must not believe such a block is only
+ * the requested size. The other allocating functions do carry it, so FORTIFY
+ * still catches a write past the requested size of their blocks; to use the
+ * room zm_usable_size() reports there, pass the block through
+ * zm_extend_to_usable() first.
  * ---------------------------------------------------------------------- */
 
 /* Allocates size bytes (uninitialised). */
@@ -84,13 +89,13 @@ ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_try_calloc(size_t size);
 ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) void *zm_try_realloc(void *ptr, size_t size);
 
 /* The *_usable families: as their plain twins, and report usable bytes
- * (0 when NULL is returned). */
-ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_malloc_usable(size_t size, size_t *usable);
-ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_calloc_usable(size_t size, size_t *usable);
-ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) void *zm_realloc_usable(void *ptr, size_t size, size_t *usable);
-ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_try_malloc_usable(size_t size, size_t *usable);
-ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_try_calloc_usable(size_t size, size_t *usable);
-ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) void *zm_try_realloc_usable(void *ptr, size_t size, size_t *usable);
+ * (0 when NULL is returned); the whole usable room may be written. */
+ZM_EXPORT ZM_ATTR_MALLOC void *zm_malloc_usable(size_t size, size_t *usable);
+ZM_EXPORT ZM_ATTR_MALLOC void *zm_calloc_usable(size_t size, size_t *usable);
+ZM_EXPORT void *zm_realloc_usable(void *ptr, size_t size, size_t *usable);
+ZM_EXPORT ZM_ATTR_MALLOC void *zm_try_malloc_usable(size_t size, size_t *usable);
+ZM_EXPORT ZM_ATTR_MALLOC void *zm_try_calloc_usable(size_t size, size_t *usable);
+ZM_EXPORT void *zm_try_realloc_usable(void *ptr, size_t size, size_t *usable);
 /* Frees ptr and stores the usable size it had in *usable (0 for NULL).
  * usable may be NULL. */
 ZM_EXPORT void zm_free_usable(void *ptr, size_t *usable);
@@ -212,11 +217,15 @@ ZM_EXPORT void zm_libc_trim(void);
  * than a page do nothing. */
 ZM_EXPORT void zm_madvise_dontneed(void *ptr);
 
-#if defined(HAVE_DEFRAG)
-/* Allocate / free bypassing the thread cache (for active defragmentation). */
-ZM_EXPORT void *zm_malloc_no_tcache(size_t size);
+/* As zm_malloc() and zm_free(), bypassing the allocator's thread cache where
+ * it has one (jemalloc), so that a block moved by an active defragmenter
+ * comes from the arena's current slabs. Elsewhere they are zm_malloc() and
+ * zm_free(). zm_malloc_no_tcache() fails as zm_malloc() does (OOM handler);
+ * zm_free_no_tcache() takes only blocks from zm_malloc_no_tcache().
+ * Redis's and Valkey's HAVE_DEFRAG is not defined by this header: in their
+ * code it also promises je_get_defrag_hint() from their patched jemalloc. */
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_malloc_no_tcache(size_t size);
 ZM_EXPORT void zm_free_no_tcache(void *ptr);
-#endif
 
 /* ------------------------------------------------------------------------
  * The Redis / Valkey names.
@@ -262,10 +271,8 @@ ZM_EXPORT void zm_free_no_tcache(void *ptr);
 #define jemalloc_purge zm_purge
 #define zlibc_trim zm_libc_trim
 #define zmadvise_dontneed zm_madvise_dontneed
-#if defined(HAVE_DEFRAG)
 #define zmalloc_no_tcache zm_malloc_no_tcache
 #define zfree_no_tcache zm_free_no_tcache
-#endif
 #endif /* ZMALLOC_NO_REDIS_NAMES */
 
 #ifdef __cplusplus

@@ -46,12 +46,31 @@ __attribute__((cold)) static void *fail(size_t *usable) {
     return NULL;
 }
 
-static inline void *alloc_impl(size_t size, size_t *usable, int zeroed) {
+enum alloc_kind { ALLOC_PLAIN, ALLOC_ZEROED, ALLOC_NO_TCACHE };
+
+static inline void *blk_alloc(size_t size, size_t *acct, enum alloc_kind kind) {
+    switch (kind) {
+    case ALLOC_ZEROED: return zm__blk_calloc(size, acct);
+    case ALLOC_NO_TCACHE: return zm__blk_malloc_no_tcache(size, acct);
+    default: return zm__blk_malloc(size, acct);
+    }
+}
+
+/* Requests that took the slow check (a limit is set, or the request is a
+ * batch or more) are counted through the large-allocation path when they are
+ * large, so that the peak sees every single allocation of a batch or more. */
+static inline void count_growth(int checked, size_t request, int64_t delta) {
+    if (zm_unlikely(checked) && request >= (size_t)ZM_PUBLISH_BATCH) zm__count_large(delta);
+    else zm__count(delta);
+}
+
+static inline void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {
+    int checked = !zm__request_small(size);
+    if (checked && !zm__request_allowed(size)) return fail(usable);
     size_t acct;
-    if (!zm__request_ok(size)) return fail(usable);
-    void *p = zeroed ? zm__blk_calloc(size, &acct) : zm__blk_malloc(size, &acct);
+    void *p = blk_alloc(size, &acct, kind);
     if (zm_unlikely(!p)) return fail(usable);
-    zm__count((int64_t)acct);
+    count_growth(checked, size, (int64_t)acct);
     if (usable) *usable = zm__blk_usable(p, acct);
     return p;
 }
@@ -62,49 +81,52 @@ static inline void free_impl(void *ptr, size_t acct) {
     zm__blk_free(ptr, acct);
 }
 
-/* NULL with size 0 means "freed", not a failure. */
+/* NULL with size 0 means "freed", not a failure. Only growth is checked
+ * against the limit: a realloc that does not raise used memory always may. */
 static inline void *realloc_impl(void *ptr, size_t size, size_t *usable) {
-    if (!ptr) return alloc_impl(size, usable, 0);
+    if (!ptr) return alloc_impl(size, usable, ALLOC_PLAIN);
     size_t old = zm__blk_acct(ptr);
     if (size == 0) {
         free_impl(ptr, old);
         if (usable) *usable = 0;
         return NULL;
     }
-    if (!zm__request_ok(size > old ? size - old : 0) || size >= (size_t)PTRDIFF_MAX)
+    size_t growth = size > old ? size - old : 0;
+    int checked = !zm__request_small(growth);
+    if (size >= (size_t)PTRDIFF_MAX || (checked && !zm__request_allowed(growth)))
         return fail(usable);
     size_t acct;
     void *p = zm__blk_realloc(ptr, size, &acct);
     if (zm_unlikely(!p)) return fail(usable);
-    zm__count((int64_t)acct - (int64_t)old);
+    count_growth(checked, growth, (int64_t)acct - (int64_t)old);
     if (usable) *usable = zm__blk_usable(p, acct);
     return p;
 }
 
 static inline void *or_oom(void *p, size_t size) { return zm_likely(p != NULL) ? p : oom(size); }
 
-ZM_EXPORT void *zm_malloc(size_t size) { return or_oom(alloc_impl(size, NULL, 0), size); }
-ZM_EXPORT void *zm_calloc(size_t size) { return or_oom(alloc_impl(size, NULL, 1), size); }
-ZM_EXPORT void *zm_try_malloc(size_t size) { return alloc_impl(size, NULL, 0); }
-ZM_EXPORT void *zm_try_calloc(size_t size) { return alloc_impl(size, NULL, 1); }
+ZM_EXPORT void *zm_malloc(size_t size) { return or_oom(alloc_impl(size, NULL, ALLOC_PLAIN), size); }
+ZM_EXPORT void *zm_calloc(size_t size) { return or_oom(alloc_impl(size, NULL, ALLOC_ZEROED), size); }
+ZM_EXPORT void *zm_try_malloc(size_t size) { return alloc_impl(size, NULL, ALLOC_PLAIN); }
+ZM_EXPORT void *zm_try_calloc(size_t size) { return alloc_impl(size, NULL, ALLOC_ZEROED); }
 
 ZM_EXPORT void *zm_malloc_usable(size_t size, size_t *usable) {
-    return or_oom(alloc_impl(size, usable, 0), size);
+    return or_oom(alloc_impl(size, usable, ALLOC_PLAIN), size);
 }
 ZM_EXPORT void *zm_calloc_usable(size_t size, size_t *usable) {
-    return or_oom(alloc_impl(size, usable, 1), size);
+    return or_oom(alloc_impl(size, usable, ALLOC_ZEROED), size);
 }
 ZM_EXPORT void *zm_try_malloc_usable(size_t size, size_t *usable) {
-    return alloc_impl(size, usable, 0);
+    return alloc_impl(size, usable, ALLOC_PLAIN);
 }
 ZM_EXPORT void *zm_try_calloc_usable(size_t size, size_t *usable) {
-    return alloc_impl(size, usable, 1);
+    return alloc_impl(size, usable, ALLOC_ZEROED);
 }
 
 ZM_EXPORT void *zm_calloc_num(size_t num, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(num, size, &total)) return oom(SIZE_MAX);
-    return or_oom(alloc_impl(total, NULL, 1), total);
+    return or_oom(alloc_impl(total, NULL, ALLOC_ZEROED), total);
 }
 
 ZM_EXPORT void *zm_realloc_usable(void *ptr, size_t size, size_t *usable) {
@@ -134,6 +156,19 @@ ZM_EXPORT void zm_free_with_size(void *ptr, size_t size) {
     if (size != zm__blk_usable(ptr, zm__blk_acct(ptr))) abort();
 #endif
     free_impl(ptr, zm__blk_acct_of_usable(ptr, size));
+}
+
+/* As zm_malloc/zm_free, bypassing the allocator's thread cache where it has
+ * one (see backend.h), for callers that move blocks to defragment. */
+ZM_EXPORT void *zm_malloc_no_tcache(size_t size) {
+    return or_oom(alloc_impl(size, NULL, ALLOC_NO_TCACHE), size);
+}
+
+ZM_EXPORT void zm_free_no_tcache(void *ptr) {
+    if (!ptr) return;
+    size_t acct = zm__blk_acct(ptr);
+    zm__count(-(int64_t)acct);
+    zm__blk_free_no_tcache(ptr, acct);
 }
 
 ZM_EXPORT char *zm_strdup(const char *s) {

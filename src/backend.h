@@ -10,6 +10,12 @@
  *   size_t zm__be_usable(const void *p);                 the allocator's usable size
  *   void   zm__be_free_sized(void *p, size_t size);      size: anything from the
  *                                                        requested to the usable size
+ *   void  *zm__be_malloc_no_tcache(size_t size, size_t *usable);  bypassing the
+ *   void   zm__be_free_no_tcache(void *p, size_t size);           thread cache, for
+ *                                                        defragmentation; a backend
+ *                                                        without a way to bypass it
+ *                                                        leaves them out and gets
+ *                                                        its plain malloc and free
  *   void  *zm__be_raw_malloc(size_t size);               the allocator's plain malloc and
  *   void   zm__be_raw_free(void *p);                     free, for benchmarks to compare with
  * The allocating calls store the block's usable size in *usable when usable
@@ -25,6 +31,13 @@
 #include "internal.h"
 
 #include ZM_BACKEND_HEADER
+
+#ifndef ZM_BE_NO_TCACHE
+static inline void *zm__be_malloc_no_tcache(size_t size, size_t *usable) {
+    return zm__be_malloc(size, usable);
+}
+static inline void zm__be_free_no_tcache(void *p, size_t size) { zm__be_free_sized(p, size); }
+#endif
 
 /* Allocator statistics in bytes; `have` holds the ZMALLOC_INFO_* bits of the
  * figures that are real. */

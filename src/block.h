@@ -5,11 +5,13 @@
  *
  *   void  *zm__blk_malloc(size_t size, size_t *acct);             size 0: a unique block
  *   void  *zm__blk_calloc(size_t size, size_t *acct);             size 0: a unique block
+ *   void  *zm__blk_malloc_no_tcache(size_t size, size_t *acct);    bypassing the thread cache
  *   void  *zm__blk_realloc(void *p, size_t size, size_t *acct);   p != NULL, size > 0
  *   size_t zm__blk_acct(const void *p);
  *   size_t zm__blk_usable(const void *p, size_t acct);
  *   size_t zm__blk_acct_of_usable(const void *p, size_t usable);  for zm_free_with_size
  *   void   zm__blk_free(void *p, size_t acct);
+ *   void   zm__blk_free_no_tcache(void *p, size_t acct);
  * The allocating calls consult the failure injector (fault.h) first. */
 #ifndef ZM_BLOCK_H
 #define ZM_BLOCK_H

@@ -11,6 +11,9 @@ static inline void *zm__blk_calloc(size_t size, size_t *acct) {
 static inline void *zm__blk_realloc(void *p, size_t size, size_t *acct) {
     return zm__fault_hit() ? NULL : zm__be_realloc(p, size, acct);
 }
+static inline void *zm__blk_malloc_no_tcache(size_t size, size_t *acct) {
+    return zm__fault_hit() ? NULL : zm__be_malloc_no_tcache(size, acct);
+}
 static inline size_t zm__blk_acct(const void *p) { return zm__be_usable(p); }
 static inline size_t zm__blk_usable(const void *p, size_t acct) {
     (void)p;
@@ -21,5 +24,6 @@ static inline size_t zm__blk_acct_of_usable(const void *p, size_t usable) {
     return usable;
 }
 static inline void zm__blk_free(void *p, size_t acct) { zm__be_free_sized(p, acct); }
+static inline void zm__blk_free_no_tcache(void *p, size_t acct) { zm__be_free_no_tcache(p, acct); }
 
 #endif

@@ -29,6 +29,10 @@ static inline void *zm__blk_calloc(size_t size, size_t *acct) {
     if (zm__fault_hit()) return NULL;
     return zm__hdr_store(zm__be_calloc(size + ZM_HEADER_SIZE, NULL), size, acct);
 }
+static inline void *zm__blk_malloc_no_tcache(size_t size, size_t *acct) {
+    if (zm__fault_hit()) return NULL;
+    return zm__hdr_store(zm__be_malloc_no_tcache(size + ZM_HEADER_SIZE, NULL), size, acct);
+}
 static inline void *zm__blk_realloc(void *p, size_t size, size_t *acct) {
     if (zm__fault_hit()) return NULL;
     return zm__hdr_store(zm__be_realloc(zm__hdr_base(p), size + ZM_HEADER_SIZE, NULL), size, acct);
@@ -46,5 +50,8 @@ static inline size_t zm__blk_acct_of_usable(const void *p, size_t usable) {
     return zm__blk_acct(p);
 }
 static inline void zm__blk_free(void *p, size_t acct) { zm__be_free_sized(zm__hdr_base(p), acct); }
+static inline void zm__blk_free_no_tcache(void *p, size_t acct) {
+    zm__be_free_no_tcache(zm__hdr_base(p), acct);
+}
 
 #endif

@@ -2,26 +2,54 @@
  * See counter.h for the scheme. */
 #include "counter.h"
 
-#include <pthread.h>
+#include <sys/mman.h>
 
 #include "zmalloc.h"
 
-__thread zm__tcounter zm__tls __attribute__((tls_model("initial-exec"))) = {.pending = ZM_NOT_LIVE};
-_Atomic size_t zm__request_bound = PTRDIFF_MAX;
+enum thread_state {
+    THREAD_NEW = 0, /* TLS starts zeroed: not yet registered */
+    THREAD_LIVE,    /* has a slot: counts into it */
+    THREAD_BUSY,    /* registering: counts into the shared counters */
+    THREAD_DEAD,    /* past its exit hook, or could not register: counts into the shared counters */
+};
+
+/* Far enough from any balance that b - mark always leaves the batch window. */
+#define PLACEHOLDER_MARK (INT64_MIN / 2)
+
+/* Threads without a slot of their own update this one's balance on the hot
+ * path (racily, with relaxed atomics: nobody reads it) and always go on to
+ * the slow path. */
+static zm__slot placeholder = {.mark = PLACEHOLDER_MARK};
+
+__thread zm__slot *zm__tls_slot __attribute__((tls_model("initial-exec"))) = &placeholder;
+static __thread int tls_state;
+_Atomic size_t zm__request_bound = (size_t)ZM_PUBLISH_BATCH;
 static _Atomic size_t limit_bytes;
+
+#ifdef ZMALLOC_TESTING
+void (*zm__test_publish_hook)(void);
+#endif
+
+/* Slots come from a static pool, then from mmap'd chunks (never the heap);
+ * freed slots go to a free list. All under the registry lock. */
+#define POOL_SLOTS 64
+#define CHUNK_BYTES ((size_t)64 * 1024)
+static zm__slot pool[POOL_SLOTS];
 
 /* Shared state. The fields written on hot-ish paths each get a cache line of
  * their own so that publishing threads do not slow each other's readers. */
 static struct {
-    _Alignas(64) _Atomic int64_t published; /* sum of published balances + retired */
-    _Alignas(64) _Atomic int64_t retired;   /* balances of exited threads and slow-path counts */
+    _Alignas(64) _Atomic int64_t published; /* retired + every live slot's mark */
+    _Alignas(64) _Atomic int64_t retired;   /* exited threads' balances and slow-path counts */
     _Alignas(64) _Atomic int64_t peak;
-    _Alignas(64) pthread_mutex_t lock;      /* guards head and every entry's links */
-    zm__tcounter *head;
-    _Atomic int64_t live; /* entries in the registry */
+    _Alignas(64) pthread_mutex_t lock;      /* guards the lists and slot reuse */
+    zm__slot *head, *free;
+    zm__slot *chunk;                        /* unused slots left in the current chunk */
+    size_t chunk_left;
+    _Atomic int64_t live; /* slots in the registry */
     pthread_key_t exit_key;
     int key_ok;
-} g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER, .chunk = pool, .chunk_left = POOL_SLOTS};
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -32,66 +60,123 @@ static void see_peak(int64_t v) {
     }
 }
 
-/* Every change to the shared figure is a chance to see a new peak. */
+/* The exact figure: each term is one word its owner wrote, so each is a value
+ * that thread's own sequence of calls really produced. Caller holds the lock. */
+static int64_t sum_locked(void) {
+    int64_t sum = atomic_load_explicit(&g.retired, memory_order_relaxed);
+    for (zm__slot *s = g.head; s; s = s->next)
+        sum += atomic_load_explicit(&s->balance, memory_order_relaxed);
+    return sum;
+}
+
+/* The exact figure, offered to the peak under the lock, so that a reset of
+ * the peak and a sample taken before it cannot land out of order. */
+static int64_t sample_exact(void) {
+    pthread_mutex_lock(&g.lock);
+    int64_t used = sum_locked();
+    see_peak(used);
+    pthread_mutex_unlock(&g.lock);
+    return used;
+}
+
+/* The estimate moved by delta; only if it now passes the peak can the exact
+ * figure have done so by more than the estimate's error. */
 static void add_published(int64_t delta) {
-    see_peak(atomic_fetch_add_explicit(&g.published, delta, memory_order_relaxed) + delta);
+    int64_t est = atomic_fetch_add_explicit(&g.published, delta, memory_order_relaxed) + delta;
+    if (est > atomic_load_explicit(&g.peak, memory_order_relaxed)) sample_exact();
 }
 
-static void add_shared(int64_t retired, int64_t published) {
-    atomic_fetch_add_explicit(&g.retired, retired, memory_order_relaxed);
-    add_published(published);
+static void add_shared(int64_t delta) {
+    atomic_fetch_add_explicit(&g.retired, delta, memory_order_relaxed);
+    add_published(delta);
 }
 
-static void link_entry(zm__tcounter *t) {
-    t->prev = NULL;
-    t->next = g.head;
-    if (g.head) g.head->prev = t;
-    g.head = t;
+static void publish(zm__slot *s, int64_t balance) {
+    int64_t delta = balance - s->mark;
+    s->mark = balance;
+#ifdef ZMALLOC_TESTING
+    if (zm__test_publish_hook) zm__test_publish_hook();
+#endif
+    add_published(delta);
+}
+
+static zm__slot *take_slot(void) {
+    zm__slot *s = g.free;
+    if (s) {
+        g.free = s->next;
+        return s;
+    }
+    if (g.chunk_left == 0) {
+        void *m = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        g.chunk = m;
+        g.chunk_left = CHUNK_BYTES / sizeof(zm__slot);
+    }
+    g.chunk_left--;
+    return g.chunk++;
+}
+
+static void link_slot(zm__slot *s) {
+    s->prev = NULL;
+    s->next = g.head;
+    if (g.head) g.head->prev = s;
+    g.head = s;
     atomic_fetch_add_explicit(&g.live, 1, memory_order_relaxed);
 }
 
-static void unlink_entry(zm__tcounter *t) {
-    if (t->prev) t->prev->next = t->next;
-    else g.head = t->next;
-    if (t->next) t->next->prev = t->prev;
-    t->prev = t->next = NULL;
+/* Folds a slot's balance into the shared counters and frees the slot. Its
+ * owner is gone or past its last count. Caller holds the lock (or is the only
+ * thread, in a fork child). The estimate gains what the slot had not
+ * published; the exact figure does not change. */
+static void retire_slot(zm__slot *s) {
+    int64_t balance = atomic_load_explicit(&s->balance, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g.retired, balance, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g.published, balance - s->mark, memory_order_relaxed);
+    if (s->prev) s->prev->next = s->next;
+    else g.head = s->next;
+    if (s->next) s->next->prev = s->prev;
     atomic_fetch_sub_explicit(&g.live, 1, memory_order_relaxed);
+    s->prev = NULL;
+    s->next = g.free;
+    g.free = s;
 }
 
-/* Folds an entry's balance into the shared counters. Caller holds the lock
- * (or is the only thread, in a fork child). */
-static void retire_entry(zm__tcounter *t) {
-    int64_t base = atomic_load_explicit(&t->base, memory_order_relaxed);
-    int64_t pending = atomic_load_explicit(&t->pending, memory_order_relaxed);
-    add_shared(base + pending, pending);
-    unlink_entry(t);
+/* Slots whose owner had the calling thread's identity: that thread is gone
+ * without its exit hook having run (it registered during the last round of
+ * thread-specific-data destructors), since no two live threads share one. */
+static void retire_stale_slots(pthread_t self) {
+    for (zm__slot *s = g.head, *next; s; s = next) {
+        next = s->next;
+        if (pthread_equal(s->owner, self)) retire_slot(s);
+    }
 }
 
-/* Key destructor: runs when a registered thread exits. */
+/* Key destructor: runs when a registered thread exits. Counts after it (other
+ * destructors may still allocate or free) go to the shared counters. */
 static void thread_exit(void *arg) {
-    zm__tcounter *t = arg;
     pthread_mutex_lock(&g.lock);
-    retire_entry(t);
+    retire_slot(arg);
     pthread_mutex_unlock(&g.lock);
-    /* Destructors that run after this one may still allocate or free: those
-     * counts go to the shared counters. */
-    atomic_store_explicit(&t->base, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->pending, ZM_NOT_LIVE, memory_order_relaxed);
-    t->state = ZM_THREAD_DEAD;
+    zm__tls_slot = &placeholder;
+    tls_state = THREAD_DEAD;
 }
 
 static void fork_prepare(void) { pthread_mutex_lock(&g.lock); }
 static void fork_parent(void) { pthread_mutex_unlock(&g.lock); }
 
 /* Only the forking thread lives on in the child: fold the others' balances
- * (their blocks are still there, so they still count) and drop their entries,
- * whose memory glibc may reuse for the child's new threads. */
+ * (their blocks are still there, so they still count) and free their slots.
+ * The estimate is rebuilt from its definition, so that a publish another
+ * thread had half done when fork() ran leaves no trace. */
 static void fork_child(void) {
-    zm__tcounter *self = &zm__tls;
-    for (zm__tcounter *t = g.head, *next; t; t = next) {
-        next = t->next;
-        if (t != self) retire_entry(t);
+    zm__slot *self = zm__tls_slot;
+    for (zm__slot *s = g.head, *next; s; s = next) {
+        next = s->next;
+        if (s != self) retire_slot(s);
     }
+    int64_t est = atomic_load_explicit(&g.retired, memory_order_relaxed);
+    if (self != &placeholder) est += self->mark;
+    atomic_store_explicit(&g.published, est, memory_order_relaxed);
     pthread_mutex_init(&g.lock, NULL);
 }
 
@@ -103,72 +188,75 @@ static void init_once(void) {
 /* Set up at load time so that no allocation path has to. */
 __attribute__((constructor)) static void counter_init(void) { pthread_once(&g_once, init_once); }
 
-static void register_thread(zm__tcounter *t) {
-    t->state = ZM_THREAD_BUSY; /* pthread_setspecific may allocate: count that on the slow path */
+static zm__slot *register_thread(void) {
+    tls_state = THREAD_BUSY; /* pthread_setspecific may allocate: count that on the slow path */
     pthread_once(&g_once, init_once);
-    if (!g.key_ok || pthread_setspecific(g.exit_key, t) != 0) {
-        t->state = ZM_THREAD_DEAD; /* no exit hook: never enter the registry */
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&g.lock);
+    retire_stale_slots(self);
+    zm__slot *s = g.key_ok ? take_slot() : NULL;
+    pthread_mutex_unlock(&g.lock);
+    if (!s || pthread_setspecific(g.exit_key, s) != 0) {
+        if (s) {
+            pthread_mutex_lock(&g.lock);
+            s->next = g.free;
+            g.free = s;
+            pthread_mutex_unlock(&g.lock);
+        }
+        tls_state = THREAD_DEAD; /* no exit hook: never enter the registry */
+        return NULL;
+    }
+    atomic_store_explicit(&s->balance, 0, memory_order_relaxed);
+    s->mark = 0;
+    pthread_mutex_lock(&g.lock);
+    s->owner = self;
+    link_slot(s);
+    pthread_mutex_unlock(&g.lock);
+    zm__tls_slot = s;
+    tls_state = THREAD_LIVE;
+    return s;
+}
+
+/* Reached when the balance drifted a batch from the mark, or when the thread
+ * has no slot (the placeholder's mark sends every update here). */
+void zm__count_slow(zm__slot *s, int64_t balance, int64_t delta) {
+    if (zm_likely(s != &placeholder)) {
+        publish(s, balance);
         return;
     }
-    atomic_store_explicit(&t->base, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
-    pthread_mutex_lock(&g.lock);
-    link_entry(t);
-    pthread_mutex_unlock(&g.lock);
-    t->state = ZM_THREAD_LIVE;
-}
-
-/* Moves the drift into base and the shared counter. A reader between the two
- * stores may count it twice: that is an allocation in flight. */
-static void publish(zm__tcounter *t, int64_t pending) {
-    atomic_store_explicit(&t->base, atomic_load_explicit(&t->base, memory_order_relaxed) + pending,
-                          memory_order_relaxed);
-    atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
-    add_published(pending);
-}
-
-/* Reached when the drift passed a batch, or when t is not LIVE (see
- * ZM_NOT_LIVE); pending already holds delta. */
-void zm__count_slow(zm__tcounter *t, int64_t pending, int64_t delta) {
-    if (zm_likely(t->state == ZM_THREAD_LIVE)) {
-        publish(t, pending);
+    if (tls_state == THREAD_NEW && (s = register_thread()) != NULL) {
+        zm__count(delta);
         return;
     }
-    /* Not in the registry: nobody reads this counter, so take delta back. */
-    atomic_store_explicit(&t->pending, pending - delta, memory_order_relaxed);
-    if (t->state == ZM_THREAD_NEW) register_thread(t);
-    if (t->state == ZM_THREAD_LIVE) publish(t, delta);
-    else add_shared(delta, delta);
+    add_shared(delta);
 }
 
-static int64_t used_exact(void) {
-    pthread_mutex_lock(&g.lock);
-    int64_t sum = atomic_load_explicit(&g.retired, memory_order_relaxed);
-    for (zm__tcounter *t = g.head; t; t = t->next)
-        sum += atomic_load_explicit(&t->base, memory_order_relaxed) +
-               atomic_load_explicit(&t->pending, memory_order_relaxed);
-    pthread_mutex_unlock(&g.lock);
-    return sum;
+void zm__count_large(int64_t delta) {
+    zm__count(delta);
+    zm__slot *s = zm__tls_slot;
+    int64_t balance = atomic_load_explicit(&s->balance, memory_order_relaxed);
+    if (s != &placeholder && balance != s->mark) publish(s, balance);
+    sample_exact();
 }
 
 int zm__request_allowed(size_t request) {
+    if (request == 0) return 1;
     if (request >= (size_t)PTRDIFF_MAX) return 0;
     size_t limit = atomic_load_explicit(&limit_bytes, memory_order_relaxed);
     if (limit == 0) return 1;
-    /* The shared figure is at most one batch per live thread below the truth:
+    /* The estimate is at most one batch per live thread below the truth:
      * when even that bound fits, no need for the exact sum. */
     int64_t bound = atomic_load_explicit(&g.published, memory_order_relaxed) +
                     atomic_load_explicit(&g.live, memory_order_relaxed) * ZM_PUBLISH_BATCH;
     if (bound < 0) bound = 0;
     if ((uint64_t)bound <= limit && request <= limit - (uint64_t)bound) return 1;
-    int64_t used = used_exact();
+    int64_t used = sample_exact();
     if (used < 0) used = 0;
     return (uint64_t)used <= limit && request <= limit - (uint64_t)used;
 }
 
 ZM_EXPORT size_t zm_used_memory(void) {
-    int64_t used = used_exact();
-    see_peak(used);
+    int64_t used = sample_exact();
     return used > 0 ? (size_t)used : 0;
 }
 
@@ -178,12 +266,15 @@ ZM_EXPORT size_t zm_used_memory_peak(void) {
 }
 
 ZM_EXPORT void zm_reset_peak(void) {
-    atomic_store_explicit(&g.peak, used_exact(), memory_order_relaxed);
+    pthread_mutex_lock(&g.lock);
+    atomic_store_explicit(&g.peak, sum_locked(), memory_order_relaxed);
+    pthread_mutex_unlock(&g.lock);
 }
 
 ZM_EXPORT void zm_set_limit(size_t bytes) {
     atomic_store_explicit(&limit_bytes, bytes, memory_order_relaxed);
-    atomic_store_explicit(&zm__request_bound, bytes ? 0 : (size_t)PTRDIFF_MAX, memory_order_relaxed);
+    atomic_store_explicit(&zm__request_bound, bytes ? 0 : (size_t)ZM_PUBLISH_BATCH,
+                          memory_order_relaxed);
 }
 
 ZM_EXPORT size_t zm_get_limit(void) {

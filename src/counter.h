@@ -1,19 +1,27 @@
-/* The accounting layer: one signed balance per thread, on that thread's own
- * cache line, changed with plain (relaxed) loads and stores by its owner only.
- * A reader sums them under the registry lock. A thread's balance may go
- * negative when it frees blocks other threads allocated; only the sum means
- * anything.
+/* The accounting layer: one signed balance per thread, in a registry slot of
+ * its own (one cache line), changed with plain (relaxed) loads and stores by
+ * its owner only. A reader sums the balances under the registry lock; since
+ * each balance is one word, every term of the sum is a figure its thread
+ * really had. A balance may go negative when its thread frees blocks other
+ * threads allocated; only the sum means anything.
  *
- * A balance is kept in two parts: `base`, already published into one shared
- * counter, and `pending`, the drift since. The hot path touches only pending;
- * when it passes 64 KiB either way it is published. The shared figure is thus
- * within 64 KiB per live thread of the truth: close enough to track the peak
- * and to pass most limit checks without the lock.
+ * Slots live outside the threads (a static pool, then mmap'd chunks), and a
+ * thread's TLS holds only a pointer to its slot. So a thread whose exit hook
+ * never runs (one that first counts in the last round of thread-specific-data
+ * destructors) leaves a slot that is still readable and still right, instead
+ * of a registry entry inside TLS that the next thread's start re-initialises.
+ *
+ * Besides its balance a slot keeps `mark`, the balance last published into
+ * one shared estimate. The hot path publishes when the balance drifts 64 KiB
+ * from the mark either way, so the estimate is within 64 KiB per live thread
+ * of the truth: close enough to decide most limit checks without the lock,
+ * and to know when the exact sum may show a new peak.
  *
  * Nothing in this layer allocates from the heap. */
 #ifndef ZM_COUNTER_H
 #define ZM_COUNTER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,47 +30,53 @@
 
 #define ZM_PUBLISH_BATCH ((int64_t)64 * 1024)
 
-enum zm__thread_state {
-    ZM_THREAD_NEW = 0, /* TLS starts zeroed: not yet in the registry */
-    ZM_THREAD_LIVE,    /* in the registry: counts into its own counter */
-    ZM_THREAD_BUSY,    /* registering: counts into the shared counters */
-    ZM_THREAD_DEAD,    /* exited its registry entry: counts into the shared counters */
-};
+typedef struct zm__slot {
+    /* Written by the owner only; read by anyone under the registry lock.
+     * Relaxed is enough: a reader needs some value from the owner's own
+     * modification order, which coherence guarantees on any CPU; the lock
+     * orders slot reuse against readers. */
+    _Alignas(64) _Atomic int64_t balance;
+    int64_t mark;                   /* owner only: balance when last published */
+    struct zm__slot *prev, *next;   /* registry or free-list links, under the lock */
+    pthread_t owner;                /* under the lock */
+} zm__slot;
 
-/* A thread that is not LIVE keeps `pending` here, so far out of range that
- * its every update takes the slow path: the hot path needs no state test. */
-#define ZM_NOT_LIVE (INT64_MIN / 4)
-
-typedef struct zm__tcounter {
-    _Alignas(64) _Atomic int64_t pending; /* written by the owner only */
-    _Atomic int64_t base;                 /* written by the owner only */
-    int state;                            /* owner only */
-    struct zm__tcounter *prev, *next;     /* registry links, under the registry lock */
-} zm__tcounter;
-
-extern ZM_HIDDEN __thread zm__tcounter zm__tls __attribute__((tls_model("initial-exec")));
-/* Requests of this size or more take the slow check: PTRDIFF_MAX without a
- * limit, 0 with one, so that one compare covers both. */
+/* The calling thread's slot. Until the thread registers (and after its exit
+ * hook) it points at a shared placeholder whose mark is so far out of range
+ * that every update takes the slow path: the hot path needs no state test. */
+extern ZM_HIDDEN __thread zm__slot *zm__tls_slot __attribute__((tls_model("initial-exec")));
+/* Requests of this size or more take the slow check: ZM_PUBLISH_BATCH
+ * without a limit, 0 with one, so that one compare covers both. */
 extern ZM_HIDDEN _Atomic size_t zm__request_bound;
 
-ZM_HIDDEN void zm__count_slow(zm__tcounter *t, int64_t pending, int64_t delta);
+ZM_HIDDEN void zm__count_slow(zm__slot *s, int64_t balance, int64_t delta);
+/* Whether a request for `request` more bytes may go ahead: below PTRDIFF_MAX
+ * and within the limit. A request of 0 always may. */
 ZM_HIDDEN int zm__request_allowed(size_t request);
+/* Counts delta after a large allocation (one that took the slow request
+ * check): publishes at once and lets the peak see the exact sum. */
+ZM_HIDDEN void zm__count_large(int64_t delta);
 
 /* Adds delta to the calling thread's balance. */
 static inline void zm__count(int64_t delta) {
-    zm__tcounter *t = &zm__tls;
-    int64_t p = atomic_load_explicit(&t->pending, memory_order_relaxed) + delta;
-    atomic_store_explicit(&t->pending, p, memory_order_relaxed);
-    /* One unsigned compare tests |p| > batch. */
-    if (zm_unlikely((uint64_t)(p + ZM_PUBLISH_BATCH) > (uint64_t)(2 * ZM_PUBLISH_BATCH)))
-        zm__count_slow(t, p, delta);
+    zm__slot *s = zm__tls_slot;
+    int64_t b = atomic_load_explicit(&s->balance, memory_order_relaxed) + delta;
+    atomic_store_explicit(&s->balance, b, memory_order_relaxed);
+    /* One unsigned compare tests |b - mark| > batch (unsigned: no overflow). */
+    if (zm_unlikely((uint64_t)b - (uint64_t)s->mark + (uint64_t)ZM_PUBLISH_BATCH >
+                    (uint64_t)(2 * ZM_PUBLISH_BATCH)))
+        zm__count_slow(s, b, delta);
 }
 
-/* Whether a request for `request` more bytes may go ahead: below PTRDIFF_MAX
- * and within the limit. */
-static inline int zm__request_ok(size_t request) {
-    return zm_likely(request < atomic_load_explicit(&zm__request_bound, memory_order_relaxed)) ||
-           zm__request_allowed(request);
+/* Whether a request may go ahead without the slow check. */
+static inline int zm__request_small(size_t request) {
+    return zm_likely(request < atomic_load_explicit(&zm__request_bound, memory_order_relaxed));
 }
+
+#ifdef ZMALLOC_TESTING
+/* Called inside a publish, between the slot's mark and the shared estimate
+ * being updated: tests fork there. */
+extern ZM_HIDDEN void (*zm__test_publish_hook)(void);
+#endif
 
 #endif

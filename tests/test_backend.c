@@ -174,10 +174,9 @@ static void test_rss_falls_after_purge(void **state) {
     zm_free(keep);
 }
 
-static void test_background_thread_and_defrag(void **state) {
+static void test_background_thread(void **state) {
     (void)state;
-#ifdef HAVE_DEFRAG
-#if !defined(__SANITIZE_THREAD__)
+#if defined(ZM_TEST_BACKEND_jemalloc) && !defined(__SANITIZE_THREAD__)
     /* (jemalloc starts this thread past TSan's pthread_create interceptor,
      * so TSan aborts when jemalloc joins it.) */
     bool on = false;
@@ -188,18 +187,28 @@ static void test_background_thread_and_defrag(void **state) {
     zm_set_background_thread(0);
     assert_int_equal(mallctl("background_thread", &on, &len, NULL, 0), 0);
     assert_false(on);
-#endif
-    size_t base = zm_used_memory();
-    void *p = zmalloc_no_tcache(1000);
-    assert_non_null(p);
-    assert_int_equal(zt_used_since(base), zm_size(p));
-    zfree_no_tcache(p);
-    assert_int_equal(zt_used_since(base), 0);
 #else
     zm_set_background_thread(1); /* a documented no-op */
     zm_set_background_thread(0);
     skip();
 #endif
+}
+
+/* The defragmentation pair, in every mode: counted like any block, and a
+ * block from zmalloc_no_tcache may be freed by zfree (Redis does both). */
+static void test_no_tcache(void **state) {
+    (void)state;
+    size_t base = zm_used_memory();
+    void *p = zmalloc_no_tcache(1000);
+    assert_non_null(p);
+    memset(p, 1, 1000);
+    assert_int_equal(zt_used_since(base), zt_expected_size(p, 1000));
+    zfree_no_tcache(p);
+    assert_int_equal(zt_used_since(base), 0);
+    void *q = zmalloc_no_tcache(1000);
+    assert_int_equal(zt_used_since(base), zt_expected_size(q, 1000));
+    zfree(q);
+    assert_int_equal(zt_used_since(base), 0);
 }
 
 int main(void) {
@@ -210,7 +219,8 @@ int main(void) {
         cmocka_unit_test(test_figures_follow_data),
         cmocka_unit_test(test_frag_smallbins),
         cmocka_unit_test(test_rss_falls_after_purge),
-        cmocka_unit_test(test_background_thread_and_defrag),
+        cmocka_unit_test(test_background_thread),
+        cmocka_unit_test(test_no_tcache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

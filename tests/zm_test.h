@@ -34,6 +34,41 @@
 #endif
 #endif
 
+/* The bytes a block of `requested` bytes must be accounted for, from a
+ * source that is not the code under test: the allocator's own size function,
+ * or (size-header mode) the request plus the header. */
+#if defined(ZM_SIZE_HEADER)
+#include <stdalign.h>
+static inline size_t zt_expected_size(const void *p, size_t requested) {
+    (void)p;
+    return requested + alignof(max_align_t);
+}
+#elif defined(ZM_TEST_BACKEND_jemalloc)
+#include <jemalloc/jemalloc.h>
+static inline size_t zt_expected_size(const void *p, size_t requested) {
+    (void)requested;
+    return sallocx((void *)p, 0);
+}
+#elif defined(ZM_TEST_BACKEND_tcmalloc)
+#include <gperftools/tcmalloc.h>
+static inline size_t zt_expected_size(const void *p, size_t requested) {
+    (void)requested;
+    return tc_malloc_size((void *)p);
+}
+#elif defined(ZM_TEST_BACKEND_mimalloc)
+#include <mimalloc.h>
+static inline size_t zt_expected_size(const void *p, size_t requested) {
+    (void)requested;
+    return mi_usable_size(p);
+}
+#else
+#include <malloc.h>
+static inline size_t zt_expected_size(const void *p, size_t requested) {
+    (void)requested;
+    return malloc_usable_size((void *)p);
+}
+#endif
+
 /* Used memory as an exact signed difference from a baseline. */
 static inline long long zt_used_since(size_t base) {
     return (long long)zm_used_memory() - (long long)base;

@@ -1,12 +1,11 @@
 /* jemalloc's cold calls: statistics through mallctl, purging, the background
- * thread, and the defragmentation helpers that bypass the thread cache. */
+ * thread, and the load-time probes of jemalloc.h's fast paths. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "backend.h"
-#include "counter.h"
 #include "zmalloc.h"
 
 #define ZM_STR(x) ZM_STR2(x)
@@ -111,20 +110,4 @@ int zm__be_purge(void) {
     if (rc == 0) return 0;
     errno = rc;
     return -1;
-}
-
-/* Counted like any block; failure returns NULL, as in Redis. */
-ZM_EXPORT void *zm_malloc_no_tcache(size_t size) {
-    if (!zm__request_ok(size)) return NULL;
-    size += size == 0;
-    void *p = mallocx(size, MALLOCX_TCACHE_NONE);
-    if (p) zm__count((int64_t)zm__je_usable_of_request(size));
-    return p;
-}
-
-ZM_EXPORT void zm_free_no_tcache(void *ptr) {
-    if (!ptr) return;
-    size_t size = sallocx(ptr, 0);
-    zm__count(-(int64_t)size);
-    sdallocx(ptr, size, MALLOCX_TCACHE_NONE);
 }

@@ -66,6 +66,17 @@ static inline void zm__be_free_sized(void *p, size_t size) {
     else sdallocx(p, size, 0);
 }
 
+/* jemalloc can bypass its thread cache (Redis's defragmentation moves blocks
+ * that way, so that the new copy comes from the arena's current slabs). */
+#define ZM_BE_NO_TCACHE 1
+static inline void *zm__be_malloc_no_tcache(size_t size, size_t *usable) {
+    size += size == 0;
+    return zm__be_sized(mallocx(size, MALLOCX_TCACHE_NONE), size, usable);
+}
+static inline void zm__be_free_no_tcache(void *p, size_t size) {
+    sdallocx(p, size, MALLOCX_TCACHE_NONE);
+}
+
 static inline void *zm__be_raw_malloc(size_t size) { return zm__je_malloc(size); }
 static inline void zm__be_raw_free(void *p) { zm__je_free(p); }
 
