@@ -39,9 +39,13 @@ static int find_glibc_malloc(void) {
 #ifdef ZM_GLIBC_CHUNKS
 int zm__glibc_chunks_ok;
 
-/* Both sides of the mmap threshold, the smallest chunk and odd sizes. */
+/* Both sides of the mmap threshold, the smallest chunk and odd sizes. The
+ * mmapped probe is larger than glibc's largest dynamic mmap threshold (32 MiB
+ * on 64-bit, 16 MiB on 32-bit): freeing a smaller mmapped chunk would raise
+ * the program's threshold to its size for good. Untouched, it costs address
+ * space only. */
 static int chunk_reads_agree(void) {
-    static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 1000, 4096, 70000, 200000, 1 << 21};
+    static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 1000, 4096, 70000, ((size_t)64 << 20) + 8};
     int ok = 1;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = malloc(sizes[i]);

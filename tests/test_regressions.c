@@ -1,0 +1,376 @@
+/* One test per defect an independent audit reproduced, each checked against
+ * sizes the code under test did not compute (zt_expected_size). */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "zm_test.h"
+
+#ifdef ZMALLOC_TESTING
+#include "counter.h" /* zm__test_publish_hook */
+#endif
+
+enum { SMALL = 1000 };
+
+/* ---- 1. fork inside a publish ------------------------------------------
+ * Thread W allocates until its balance is published; inside the publish (a
+ * testing-build hook) it has thread F fork, and the child checks the count
+ * it inherited against the blocks W holds. */
+#ifdef ZMALLOC_TESTING
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int request, done, child_rc;
+    long long expected;
+} forker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
+static atomic_int hook_armed;
+
+static int child_checks(void *arg) {
+    (void)arg;
+    long long used = (long long)zm_used_memory();
+    if (used != forker.expected) {
+        fprintf(stderr, "fork child: used %lld, expected %lld\n", used, forker.expected);
+        return 1;
+    }
+    return 0;
+}
+
+static void *forker_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&forker.mu);
+    for (;;) {
+        while (!forker.request) pthread_cond_wait(&forker.cv, &forker.mu);
+        if (forker.request < 0) break;
+        forker.child_rc = zt_fork_run(child_checks, NULL, 30);
+        forker.request = 0;
+        forker.done = 1;
+        pthread_cond_broadcast(&forker.cv);
+    }
+    pthread_mutex_unlock(&forker.mu);
+    return NULL;
+}
+
+/* Runs in W, between the slot's update and the shared estimate's. */
+static void fork_in_publish(void) {
+    if (!atomic_exchange(&hook_armed, 0)) return;
+    pthread_mutex_lock(&forker.mu);
+    forker.done = 0;
+    forker.request = 1;
+    pthread_cond_broadcast(&forker.cv);
+    while (!forker.done) pthread_cond_wait(&forker.cv, &forker.mu);
+    pthread_mutex_unlock(&forker.mu);
+}
+
+/* The hook runs inside the count of the block that passes a batch, so the
+ * child must see that block counted (malloc side) or gone (free side). */
+static void *publisher_main(void *arg) {
+    long long base = *(long long *)arg;
+    enum { N = 200 };
+    static void *blocks[N];
+    void *probe = zm_malloc(SMALL);
+    long long one = (long long)zt_expected_size(probe, SMALL);
+    zm_free(probe);
+    long long held = 0;
+    int n = 0;
+    atomic_store(&hook_armed, 1);
+    while (n < N && atomic_load(&hook_armed)) {
+        forker.expected = base + held + one;
+        blocks[n] = zm_malloc(SMALL);
+        held += (long long)zt_expected_size(blocks[n++], SMALL);
+    }
+    int published_on_malloc = !atomic_load(&hook_armed);
+    int rc_malloc = forker.child_rc;
+    atomic_store(&hook_armed, 1);
+    for (int i = 0; i < n && atomic_load(&hook_armed); i++) {
+        forker.expected = base + held - one;
+        held -= (long long)zt_expected_size(blocks[i], SMALL);
+        zm_free(blocks[i]);
+        blocks[i] = NULL;
+    }
+    int published_on_free = !atomic_load(&hook_armed);
+    atomic_store(&hook_armed, 0);
+    int rc_free = forker.child_rc;
+    for (int i = 0; i < n; i++) zm_free(blocks[i]);
+    /* cmocka's asserts belong to the main thread: report from there. */
+    static int result[4];
+    result[0] = published_on_malloc;
+    result[1] = published_on_free;
+    result[2] = rc_malloc;
+    result[3] = rc_free;
+    return result;
+}
+
+static void test_fork_inside_publish(void **state) {
+    (void)state;
+    pthread_t f, w;
+    pthread_create(&f, NULL, forker_main, NULL);
+    long long base = (long long)zm_used_memory();
+    zm__test_publish_hook = fork_in_publish;
+    pthread_create(&w, NULL, publisher_main, &base);
+    int *result;
+    pthread_join(w, (void **)&result);
+    zm__test_publish_hook = NULL;
+    pthread_mutex_lock(&forker.mu);
+    forker.request = -1;
+    pthread_cond_broadcast(&forker.cv);
+    pthread_mutex_unlock(&forker.mu);
+    pthread_join(f, NULL);
+    assert_true(result[0]); /* a publish happened on the malloc side */
+    assert_true(result[1]); /* and on the free side */
+    assert_int_equal(result[2], 0); /* each child saw the exact count */
+    assert_int_equal(result[3], 0);
+    assert_int_equal(zt_used_since((size_t)base), 0);
+}
+#else
+static void test_fork_inside_publish(void **state) {
+    (void)state;
+    skip(); /* needs the ZMALLOC_TESTING publish hook */
+}
+#endif
+
+/* ---- 2. first count in the last round of TSD destructors --------------- */
+static pthread_key_t late_key;
+static void *late_blocks[8];
+static int late_index;
+
+static void late_destructor(void *arg) {
+    intptr_t round = (intptr_t)arg;
+    if (round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+        pthread_setspecific(late_key, (void *)(round + 1)); /* another round */
+        return;
+    }
+    late_blocks[late_index] = zm_malloc(100); /* the thread's first zmalloc call */
+}
+
+static void *late_thread(void *arg) {
+    (void)arg;
+    pthread_setspecific(late_key, (void *)(intptr_t)1);
+    return NULL;
+}
+
+static void *normal_thread(void *arg) {
+    *(void **)arg = zm_malloc(100);
+    return NULL;
+}
+
+/* In a child: a hang (the registry looping on itself) shows as SIGALRM. */
+static int late_rounds(void *arg) {
+    (void)arg;
+    size_t base = zm_used_memory();
+    long long expect = 0;
+    void *normal[4] = {0};
+    for (int r = 0; r < 4; r++) {
+        pthread_t t;
+        late_index = r;
+        pthread_create(&t, NULL, late_thread, NULL);
+        pthread_join(t, NULL);
+        if (!late_blocks[r]) return 2;
+        expect += (long long)zt_expected_size(late_blocks[r], 100);
+        /* The next thread most likely reuses the late one's stack and TLS. */
+        pthread_create(&t, NULL, normal_thread, &normal[r]);
+        pthread_join(t, NULL);
+        expect += (long long)zt_expected_size(normal[r], 100);
+        if (zt_used_since(base) != expect) {
+            fprintf(stderr, "round %d: used %+lld, expected %+lld\n", r, zt_used_since(base), expect);
+            return 1;
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        zm_free(late_blocks[r]);
+        zm_free(normal[r]);
+    }
+    return zt_used_since(base) == 0 ? 0 : 3;
+}
+
+static void test_first_count_in_last_destructor_round(void **state) {
+    (void)state;
+    assert_int_equal(pthread_key_create(&late_key, late_destructor), 0);
+    assert_int_equal(zt_fork_run(late_rounds, NULL, 60), 0);
+}
+
+/* ---- 4. the glibc probe leaves malloc's thresholds alone ---------------- */
+#if defined(ZM_TEST_BACKEND_libc) && defined(__GLIBC__) && !defined(ZT_SANITIZED)
+#include <malloc.h>
+/* glibc mmaps a request above its mmap threshold (128 KiB until a free of an
+ * mmapped chunk raises it): such a request moves hblkhd by its size. */
+static int comes_from_mmap(size_t size) {
+    size_t before = mallinfo2().hblkhd;
+    void *p = malloc(size);
+    __asm__ volatile("" : : "r"(p) : "memory"); /* or gcc drops the pair */
+    size_t after = mallinfo2().hblkhd;
+    free(p);
+    return after >= before + size;
+}
+static void test_probe_keeps_mmap_threshold(void **state) {
+    (void)state;
+    if (zt_under_valgrind()) skip(); /* valgrind's malloc has no such threshold */
+    /* This process has run zmalloc's load-time probe. Each free of an mmapped
+     * chunk raises the threshold to that chunk's size, so go upwards. */
+    assert_true(comes_from_mmap((size_t)200 << 10));
+    assert_true(comes_from_mmap((size_t)1 << 20));
+    assert_true(comes_from_mmap((size_t)2 << 20));
+}
+#else
+static void test_probe_keeps_mmap_threshold(void **state) {
+    (void)state;
+    skip(); /* glibc's own malloc only */
+}
+#endif
+
+/* ---- 5. over the limit, requests that do not grow always pass ---------- */
+static size_t oom_calls, oom_last;
+static void counting_oom(size_t size) {
+    oom_calls++;
+    oom_last = size;
+}
+
+static void test_shrink_over_limit(void **state) {
+    (void)state;
+    oom_calls = 0;
+    zm_set_oom_handler(counting_oom);
+    size_t base = zm_used_memory();
+    char *buf = zm_malloc(100000);
+    memset(buf, 5, 100000);
+    zm_set_limit(base + 1); /* already far over it, and still after the shrinks */
+    char *small = zm_try_realloc(buf, 10);
+    assert_non_null(small);
+    assert_int_equal(small[9], 5);
+    char *smaller = zm_realloc(small, 5);
+    assert_non_null(smaller);
+    void *zero = zm_try_malloc(0);
+    assert_non_null(zero);
+    assert_null(zm_try_malloc(1)); /* growth is still refused */
+    assert_int_equal(oom_calls, 0);
+    zm_free(zero);
+    zm_free(smaller);
+    zm_set_limit(0);
+    zm_set_oom_handler(NULL);
+    assert_int_equal(zt_used_since(base), 0);
+}
+
+/* ---- 6. a single allocation of 64 KiB or more is always in the peak ----- */
+struct drift_arg {
+    pthread_barrier_t *ready, *go;
+    int sign;
+};
+
+/* Leaves this thread's unpublished drift near -60 KiB (sign < 0) or
+ * +60 KiB (sign > 0), then waits. */
+static void *drifting_thread(void *arg) {
+    struct drift_arg *d = arg;
+    enum { N = 130 };
+    void *b[N];
+    for (int i = 0; i < N; i++) b[i] = zm_malloc(SMALL); /* publishes near +64 KiB */
+    int keep = d->sign < 0 ? 10 : 70;
+    for (int i = keep; i < N; i++) zm_free(b[i]);
+    pthread_barrier_wait(d->ready);
+    pthread_barrier_wait(d->go);
+    for (int i = 0; i < keep; i++) zm_free(b[i]);
+    return NULL;
+}
+
+static void test_large_allocation_always_in_peak(void **state) {
+    (void)state;
+    pthread_barrier_t ready, go;
+    pthread_barrier_init(&ready, NULL, 4);
+    pthread_barrier_init(&go, NULL, 4);
+    struct drift_arg args[3] = {{&ready, &go, -1}, {&ready, &go, -1}, {&ready, &go, 1}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, drifting_thread, &args[i]);
+    pthread_barrier_wait(&ready);
+    /* This thread, too, with a negative drift. */
+    enum { N = 130 };
+    void *b[N];
+    for (int i = 0; i < N; i++) b[i] = zm_malloc(SMALL);
+    for (int i = 10; i < N; i++) zm_free(b[i]);
+    zm_reset_peak();
+    size_t before = zm_used_memory();
+    void *big = zm_malloc(65536);
+    size_t expect = before + zt_expected_size(big, 65536);
+    assert_int_equal(zm_used_memory_peak(), expect);
+    zm_free(big);
+    for (int i = 0; i < 10; i++) zm_free(b[i]);
+    pthread_barrier_wait(&go);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&ready);
+    pthread_barrier_destroy(&go);
+}
+
+/* ---- 7. zmalloc_no_tcache calls the OOM handler ------------------------ */
+static void test_no_tcache_failure_reaches_oom_handler(void **state) {
+    (void)state;
+    oom_calls = 0;
+    zm_set_oom_handler(counting_oom);
+    errno = 0;
+    assert_null(zmalloc_no_tcache(zt_opaque(SIZE_MAX)));
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(oom_calls, 1);
+    assert_int_equal(oom_last, SIZE_MAX);
+    zm_set_oom_handler(NULL);
+}
+
+/* ---- readers see only figures that happened ----------------------------
+ * One thread keeps between 0 and 24 blocks of 4,000 bytes; every reading of
+ * another thread must lie in that range, and so must the peak. */
+enum { RACE_BLOCKS = 24, RACE_SIZE = 4000 };
+static atomic_int race_stop;
+
+static void *race_mutator(void *arg) {
+    void **b = arg;
+    while (!atomic_load_explicit(&race_stop, memory_order_relaxed)) {
+        for (int i = 0; i < RACE_BLOCKS; i++) b[i] = zm_malloc(RACE_SIZE);
+        for (int i = 0; i < RACE_BLOCKS; i++) zm_free(b[i]);
+    }
+    return NULL;
+}
+
+static void test_reader_never_sees_a_figure_that_did_not_happen(void **state) {
+    (void)state;
+    static void *blocks[RACE_BLOCKS];
+    void *probe = zm_malloc(RACE_SIZE);
+    size_t one = zt_expected_size(probe, RACE_SIZE);
+    zm_free(probe);
+    size_t base = zm_used_memory();
+    zm_reset_peak();
+    size_t hi = base + RACE_BLOCKS * one;
+    atomic_store(&race_stop, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, race_mutator, blocks);
+    long reads = zt_under_valgrind() ? 20000 : 2000000, bad = 0;
+    size_t worst = base;
+    for (long i = 0; i < reads; i++) {
+        size_t v = zm_used_memory();
+        if (v < base || v > hi) bad++;
+        if (v > worst) worst = v;
+    }
+    atomic_store(&race_stop, 1);
+    pthread_join(t, NULL);
+    if (bad) fprintf(stderr, "%ld of %ld reads out of [%zu, %zu]; highest %zu\n", bad, reads, base, hi, worst);
+    assert_int_equal(bad, 0);
+    assert_true(zm_used_memory_peak() <= hi);
+    assert_int_equal(zm_used_memory(), base);
+}
+
+/* A failed test must not leave a limit or a handler to the next. */
+static int reset(void **state) {
+    (void)state;
+    zm_set_limit(0);
+    zm_set_oom_handler(NULL);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_probe_keeps_mmap_threshold, reset),
+        cmocka_unit_test_teardown(test_fork_inside_publish, reset),
+        cmocka_unit_test_teardown(test_first_count_in_last_destructor_round, reset),
+        cmocka_unit_test_teardown(test_shrink_over_limit, reset),
+        cmocka_unit_test_teardown(test_large_allocation_always_in_peak, reset),
+        cmocka_unit_test_teardown(test_no_tcache_failure_reaches_oom_handler, reset),
+        cmocka_unit_test_teardown(test_reader_never_sees_a_figure_that_did_not_happen, reset),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
