@@ -266,7 +266,23 @@ ZM_EXPORT void zm_free_no_tcache(void *ptr);
 #define zmalloc_get_memory_size zm_get_memory_size
 #define zmalloc_get_memory_limit zm_get_memory_limit
 #define get_proc_stat_ll zm_get_proc_stat_ll
-#define zmalloc_get_allocator_info zm_get_allocator_info
+/* Redis up to 7.0 passes (allocated, active, resident); later Redis and
+ * Valkey pass more figures. The argument count picks the form. */
+#define zmalloc_get_allocator_info(...)                                                        \
+    ZM__ARG7(__VA_ARGS__, zm_get_allocator_info, zm__allocator_info5, zm__allocator_info4,     \
+             zm__allocator_info3, zm__allocator_info_bad, zm__allocator_info_bad)(__VA_ARGS__)
+#define ZM__ARG7(a1, a2, a3, a4, a5, a6, a7, ...) a7
+static inline int zm__allocator_info3(size_t *allocated, size_t *active, size_t *resident) {
+    return zm_get_allocator_info(allocated, active, resident, NULL, NULL, NULL);
+}
+static inline int zm__allocator_info4(size_t *allocated, size_t *active, size_t *resident,
+                                      size_t *retained) {
+    return zm_get_allocator_info(allocated, active, resident, retained, NULL, NULL);
+}
+static inline int zm__allocator_info5(size_t *allocated, size_t *active, size_t *resident,
+                                      size_t *retained, size_t *muzzy) {
+    return zm_get_allocator_info(allocated, active, resident, retained, muzzy, NULL);
+}
 #define set_jemalloc_bg_thread zm_set_background_thread
 #define jemalloc_purge zm_purge
 #define zlibc_trim zm_libc_trim
