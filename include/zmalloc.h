@@ -266,22 +266,44 @@ ZM_EXPORT void zm_free_no_tcache(void *ptr);
 #define zmalloc_get_memory_size zm_get_memory_size
 #define zmalloc_get_memory_limit zm_get_memory_limit
 #define get_proc_stat_ll zm_get_proc_stat_ll
-/* Redis up to 7.0 passes (allocated, active, resident); later Redis and
- * Valkey pass more figures. The argument count picks the form. */
-#define zmalloc_get_allocator_info(...)                                                        \
-    ZM__ARG7(__VA_ARGS__, zm_get_allocator_info, zm__allocator_info5, zm__allocator_info4,     \
-             zm__allocator_info3, zm__allocator_info_bad, zm__allocator_info_bad)(__VA_ARGS__)
-#define ZM__ARG7(a1, a2, a3, a4, a5, a6, a7, ...) a7
+/* Every released form of zmalloc_get_allocator_info, picked by the number
+ * of arguments: Redis 6.2-7.2 and Valkey 7.2 pass (allocated, active,
+ * resident); Valkey 8.1 adds (retained, muzzy); Valkey 8.0 passes the six of
+ * zm_get_allocator_info(); Redis 7.4 and 8.0 put an int refresh_stats first
+ * (the figures are always refreshed here). Each returns the ZMALLOC_INFO_*
+ * bits. */
+#define zmalloc_get_allocator_info(...)                                                         \
+    ZM__ARG8(__VA_ARGS__, zm__allocator_info7, zm_get_allocator_info, zm__allocator_info5,      \
+             zm__allocator_info_bad4, zm__allocator_info3, zm__allocator_info_bad2,             \
+             zm__allocator_info_bad1)(__VA_ARGS__)
+#define ZM__ARG8(a1, a2, a3, a4, a5, a6, a7, a8, ...) a8
 static inline int zm__allocator_info3(size_t *allocated, size_t *active, size_t *resident) {
     return zm_get_allocator_info(allocated, active, resident, NULL, NULL, NULL);
-}
-static inline int zm__allocator_info4(size_t *allocated, size_t *active, size_t *resident,
-                                      size_t *retained) {
-    return zm_get_allocator_info(allocated, active, resident, retained, NULL, NULL);
 }
 static inline int zm__allocator_info5(size_t *allocated, size_t *active, size_t *resident,
                                       size_t *retained, size_t *muzzy) {
     return zm_get_allocator_info(allocated, active, resident, retained, muzzy, NULL);
+}
+static inline int zm__allocator_info7(int refresh_stats, size_t *allocated, size_t *active,
+                                      size_t *resident, size_t *retained, size_t *muzzy,
+                                      size_t *frag_smallbins_bytes) {
+    (void)refresh_stats;
+    return zm_get_allocator_info(allocated, active, resident, retained, muzzy,
+                                 frag_smallbins_bytes);
+}
+/* Redis 7.4 and 8.0: one jemalloc arena's figures. Arenas are not exposed
+ * here: every figure is 0 and the result is 0 ("no figures"). */
+static inline int zmalloc_get_allocator_info_by_arena(unsigned int arena, int refresh_stats,
+                                                      size_t *allocated, size_t *active,
+                                                      size_t *resident,
+                                                      size_t *frag_smallbins_bytes) {
+    (void)arena;
+    (void)refresh_stats;
+    if (allocated) *allocated = 0;
+    if (active) *active = 0;
+    if (resident) *resident = 0;
+    if (frag_smallbins_bytes) *frag_smallbins_bytes = 0;
+    return 0;
 }
 #define set_jemalloc_bg_thread zm_set_background_thread
 #define jemalloc_purge zm_purge
@@ -289,6 +311,24 @@ static inline int zm__allocator_info5(size_t *allocated, size_t *active, size_t 
 #define zmadvise_dontneed zm_madvise_dontneed
 #define zmalloc_no_tcache zm_malloc_no_tcache
 #define zfree_no_tcache zm_free_no_tcache
+/* Valkey 8.1 names the four basic calls so. */
+#define valkey_malloc zm_malloc
+#define valkey_calloc zm_calloc
+#define valkey_realloc zm_realloc
+#define valkey_free zm_free
+#if defined(REDIS_TEST) || defined(SERVER_TEST)
+/* Redis's test registry (redis-server test zmalloc) expects this entry. */
+static inline int zmalloc_test(int argc, char **argv, int flags) {
+    (void)argc;
+    (void)argv;
+    (void)flags;
+    size_t before = zm_used_memory();
+    void *p = zm_malloc(123);
+    int ok = p != NULL && zm_used_memory() - before == zm_size(p);
+    zm_free(p);
+    return ok && zm_used_memory() == before ? 0 : 1;
+}
+#endif
 #endif /* ZMALLOC_NO_REDIS_NAMES */
 
 #ifdef __cplusplus

@@ -297,7 +297,7 @@ static void test_names_and_config(void **state) {
     assert_int_equal(zm_usable_size(NULL), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_exact_sizes),
         cmocka_unit_test(test_zero_size_unique),
@@ -314,5 +314,5 @@ int main(void) {
         cmocka_unit_test(test_free_with_size_counts),
         cmocka_unit_test(test_names_and_config),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

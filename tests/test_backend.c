@@ -67,7 +67,7 @@ static void test_fast_paths_enabled(void **state) {
     extern size_t zm__mi_bins_max;
     assert_true(zm__mi_bins_max >= 128 * 1024);
 #else
-    skip();
+    zt_skip("no inline fast path on this backend or under a replaced malloc");
 #endif
 }
 
@@ -92,7 +92,7 @@ static void test_sizes_match_allocator(void **state) {
         assert_int_equal(zt_used_since(base), 0);
     }
 #else
-    skip(); /* size-header mode: the header, not the allocator, knows sizes */
+    zt_skip("size-header mode: the header, not the allocator, knows sizes");
 #endif
 }
 
@@ -110,7 +110,7 @@ static void test_figures_follow_data(void **state) {
     int have = zm_get_allocator_info(NULL, NULL, NULL, NULL, NULL, NULL);
     if (libc_replaced()) {
         assert_int_equal(have, 0);
-        skip();
+        zt_skip("malloc is not glibc's (sanitizer or valgrind): no allocator figures");
     }
 #ifndef ZM_TEST_BACKEND_mimalloc
     assert_true(have & ZMALLOC_INFO_ALLOCATED);
@@ -139,7 +139,7 @@ static void test_figures_follow_data(void **state) {
 static void test_frag_smallbins(void **state) {
     (void)state;
     if (!(zm_get_allocator_info(NULL, NULL, NULL, NULL, NULL, NULL) & ZMALLOC_INFO_FRAG_SMALLBINS))
-        skip();
+        zt_skip("this backend keeps no small-bin figure");
     enum { COUNT = 20000 };
     static void *blocks[COUNT];
     for (int i = 0; i < COUNT; i++) blocks[i] = zm_malloc(96);
@@ -160,7 +160,7 @@ static void test_rss_falls_after_purge(void **state) {
     (void)state;
     enum { COUNT = 1024, SIZE = 64 * 1024 };
     static char *blocks[COUNT];
-    if (libc_replaced()) skip(); /* a sanitizer's malloc keeps freed memory in quarantine */
+    if (libc_replaced()) zt_skip("a sanitizer's or valgrind's malloc keeps freed memory in quarantine");
     for (int i = 0; i < COUNT; i++) {
         blocks[i] = zm_malloc(SIZE);
         memset(blocks[i], 7, SIZE);
@@ -190,7 +190,7 @@ static void test_background_thread(void **state) {
 #else
     zm_set_background_thread(1); /* a documented no-op */
     zm_set_background_thread(0);
-    skip();
+    zt_skip("no background thread on this backend (or jemalloc under TSan)");
 #endif
 }
 
@@ -211,7 +211,7 @@ static void test_no_tcache(void **state) {
     assert_int_equal(zt_used_since(base), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lib_name),
         cmocka_unit_test(test_fast_paths_enabled),
@@ -222,5 +222,5 @@ int main(void) {
         cmocka_unit_test(test_background_thread),
         cmocka_unit_test(test_no_tcache),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

@@ -206,7 +206,7 @@ static int reset(void **state) {
     return 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_fragmentation_ratio_used_zero, reset),
         cmocka_unit_test_teardown(test_smaps_bad_field_and_pid, reset),
@@ -217,5 +217,5 @@ int main(void) {
         cmocka_unit_test_teardown(test_allocator_info_all_null, reset),
         cmocka_unit_test_teardown(test_calloc_num_zero_and_overflow, reset),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

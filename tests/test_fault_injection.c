@@ -397,7 +397,7 @@ static void test_injector_counts(void **state) {
     zm_free(p);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_injector_counts),
         cmocka_unit_test(test_single_returning),
@@ -405,7 +405,7 @@ int main(void) {
         cmocka_unit_test(test_persistent_returning),
         cmocka_unit_test(test_persistent_longjmp),
     };
-    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    int rc = zt_run(tests, argc, argv, setup, teardown);
     if (rc == 0)
         printf("fault injection: %ld points, all exact (%ld runs: single and persistent failures, "
                "returning and longjmp OOM handlers)\n",

@@ -109,7 +109,7 @@ static void test_madvise_dontneed(void **state) {
     zm_free(p);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rss_and_ratio),
         cmocka_unit_test(test_smaps_fields),
@@ -119,5 +119,5 @@ int main(void) {
         cmocka_unit_test(test_purge_and_trim),
         cmocka_unit_test(test_madvise_dontneed),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

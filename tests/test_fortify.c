@@ -75,12 +75,12 @@ static void test_overflow_of_plain_block_aborts(void **state) {
     assert_int_equal(zt_fork_run(write_one_past, NULL, 30), 100 + SIGABRT);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usable_family_writes_whole_room),
         cmocka_unit_test(test_extend_to_usable_writes_whole_room),
         cmocka_unit_test(test_plain_block_is_sized),
         cmocka_unit_test(test_overflow_of_plain_block_aborts),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

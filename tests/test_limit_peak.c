@@ -107,12 +107,12 @@ static void test_peak(void **state) {
     assert_int_equal(zm_used_memory_peak(), now);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_limit_refuses_and_counts_nothing),
         cmocka_unit_test(test_limit_below_current_use),
         cmocka_unit_test(test_limit_under_threads),
         cmocka_unit_test(test_peak),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

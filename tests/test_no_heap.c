@@ -73,10 +73,10 @@ static void test_queries(void **state) {
     assert_int_equal(atomic_load(&heap_calls) - before, 2); /* the malloc and free above */
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_registration),
         cmocka_unit_test(test_queries),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

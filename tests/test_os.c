@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "zm_test.h"
 
 #define MIB ((size_t)1 << 20)
 #define TOUCH_BYTES (64 * MIB)
@@ -583,7 +584,7 @@ static void test_smap_bytes_eacces(void **state) {
     if (geteuid() != 0) {
         struct stat st;
         if (stat("/proc/1", &st) != 0 || st.st_uid == geteuid())
-            skip();
+            zt_skip("no process owned by another user to read");
         expect_smap_errno("Rss:", 1, EACCES);
         return;
     }
@@ -599,7 +600,7 @@ static void test_smap_bytes_eacces(void **state) {
     }
     int rc = wait_child(pid);
     if (rc == 2)
-        skip(); /* no CAP_SETUID here */
+        zt_skip("no CAP_SETUID here");
     assert_int_equal(rc, 0);
 }
 
@@ -848,7 +849,7 @@ static void test_dontneed_whole_pages_only(void **state) {
     assert_int_equal(munmap(p, 4 * pg), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rss_tracks_touched_pages),
         cmocka_unit_test(test_rss_matches_status),
@@ -879,5 +880,5 @@ int main(void) {
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_dontneed_whole_pages_only),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

@@ -127,7 +127,7 @@ static void test_fork_inside_publish(void **state) {
 #else
 static void test_fork_inside_publish(void **state) {
     (void)state;
-    skip(); /* needs the ZMALLOC_TESTING publish hook */
+    zt_skip("needs the ZMALLOC_TESTING publish hook");
 }
 #endif
 
@@ -206,7 +206,7 @@ static int comes_from_mmap(size_t size) {
 }
 static void test_probe_keeps_mmap_threshold(void **state) {
     (void)state;
-    if (zt_under_valgrind()) skip(); /* valgrind's malloc has no such threshold */
+    if (zt_under_valgrind()) zt_skip("valgrind's malloc has no mmap threshold");
     /* This process has run zmalloc's load-time probe. Each free of an mmapped
      * chunk raises the threshold to that chunk's size, so go upwards. */
     assert_true(comes_from_mmap((size_t)200 << 10));
@@ -216,7 +216,7 @@ static void test_probe_keeps_mmap_threshold(void **state) {
 #else
 static void test_probe_keeps_mmap_threshold(void **state) {
     (void)state;
-    skip(); /* glibc's own malloc only */
+    zt_skip("glibc's own malloc only");
 }
 #endif
 
@@ -362,7 +362,7 @@ static int reset(void **state) {
     return 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_probe_keeps_mmap_threshold, reset),
         cmocka_unit_test_teardown(test_fork_inside_publish, reset),
@@ -372,5 +372,5 @@ int main(void) {
         cmocka_unit_test_teardown(test_no_tcache_failure_reaches_oom_handler, reset),
         cmocka_unit_test_teardown(test_reader_never_sees_a_figure_that_did_not_happen, reset),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

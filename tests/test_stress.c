@@ -211,8 +211,7 @@ static int fork_child(void *arg) {
 static void test_fork_while_allocating(void **state) {
     (void)state;
 #ifdef ZT_SANITIZED
-    /* gcc's sanitizer allocators deadlock in fork children (see test_fork.c). */
-    skip();
+    zt_skip("sanitizer allocators deadlock in fork children of busy threads");
 #else
     int rounds = under_valgrind() ? 20 : 200;
     size_t base = zm_used_memory();
@@ -272,7 +271,7 @@ static void *soak_thread(void *arg) {
 static void test_soak(void **state) {
     (void)state;
     const char *env = getenv("ZMALLOC_SOAK_MINUTES");
-    if (!env || atoi(env) <= 0) skip();
+    if (!env || atoi(env) <= 0) zt_skip("soak runs only with ZMALLOC_SOAK_MINUTES set");
     int minutes = atoi(env);
     size_t base = zm_used_memory();
     static soak_state st[SOAK_THREADS];
@@ -306,12 +305,12 @@ static void test_soak(void **state) {
     assert_int_equal(worst, 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_churn),
         cmocka_unit_test(test_producer_consumer),
         cmocka_unit_test(test_fork_while_allocating),
         cmocka_unit_test(test_soak),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

@@ -182,7 +182,7 @@ static void test_allocations_in_thread_destructors(void **state) {
     pthread_key_delete(late_key);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cross_thread_free),
         cmocka_unit_test(test_thread_churn),
@@ -190,5 +190,5 @@ int main(void) {
         cmocka_unit_test(test_producer_consumer),
         cmocka_unit_test(test_allocations_in_thread_destructors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return zt_run(tests, argc, argv, NULL, NULL);
 }

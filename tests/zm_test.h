@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +24,29 @@
 #include <cmocka.h>
 
 #include "zmalloc.h"
+
+/* Skips the running test, saying why: ctest shows the reason, and counts the
+ * test as skipped when it ran alone (see zt_run). */
+static int zt_skipped;
+#define zt_skip(reason)                                   \
+    do {                                                  \
+        fprintf(stderr, "zmalloc test skipped: %s\n", reason); \
+        zt_skipped++;                                     \
+        skip();                                           \
+    } while (0)
+
+/* Runs the group. With an argument, only the test of that name (ctest runs
+ * each test so, as its own process); the process then exits 77, ctest's
+ * SKIP_RETURN_CODE, when that test was skipped. */
+#define zt_run(tests, argc, argv, setup, teardown)                                      \
+    zt__run(tests, sizeof(tests) / sizeof((tests)[0]), argc, argv, setup, teardown)
+static inline int zt__run(const struct CMUnitTest *tests, size_t n, int argc, char **argv,
+                          CMFixtureFunction setup, CMFixtureFunction teardown) {
+    if (argc > 1) cmocka_set_test_filter(argv[1]);
+    int failed = _cmocka_run_group_tests("tests", tests, n, setup, teardown);
+    if (failed == 0 && argc > 1 && zt_skipped) return 77;
+    return failed;
+}
 
 /* ZT_SANITIZED: built with ASan or TSan, by gcc (__SANITIZE_*__) or clang
  * (__has_feature). */
