@@ -140,8 +140,10 @@ ZM_EXPORT void *zm_try_realloc_usable(void *ptr, size_t size, size_t *usable) {
 }
 ZM_EXPORT void *zm_try_realloc(void *ptr, size_t size) { return realloc_impl(ptr, size, NULL); }
 
+/* The block stays counted until the backend has freed it: some backends
+ * learn its size only from the free itself. */
 ZM_EXPORT void zm_free(void *ptr) {
-    if (ptr) free_impl(ptr, zm__blk_acct(ptr));
+    if (ptr) zm__count(-(int64_t)zm__blk_free_counted(ptr));
 }
 
 ZM_EXPORT void zm_free_usable(void *ptr, size_t *usable) {

@@ -10,6 +10,11 @@
  *   size_t zm__be_usable(const void *p);                 the allocator's usable size
  *   void   zm__be_free_sized(void *p, size_t size);      size: anything from the
  *                                                        requested to the usable size
+ *   size_t zm__be_free_counted(void *p);                 frees p, returns its usable
+ *                                                        size; a backend that learns it
+ *                                                        more cheaply than by looking it
+ *                                                        up first defines
+ *                                                        ZM_BE_FREE_COUNTED
  *   void  *zm__be_malloc_no_tcache(size_t size, size_t *usable);  bypassing the
  *   void   zm__be_free_no_tcache(void *p, size_t size);           thread cache, for
  *                                                        defragmentation; a backend
@@ -31,6 +36,14 @@
 #include "internal.h"
 
 #include ZM_BACKEND_HEADER
+
+#ifndef ZM_BE_FREE_COUNTED
+static inline size_t zm__be_free_counted(void *p) {
+    size_t size = zm__be_usable(p);
+    zm__be_free_sized(p, size);
+    return size;
+}
+#endif
 
 #ifndef ZM_BE_NO_TCACHE
 static inline void *zm__be_malloc_no_tcache(size_t size, size_t *usable) {

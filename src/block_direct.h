@@ -24,6 +24,7 @@ static inline size_t zm__blk_acct_of_usable(const void *p, size_t usable) {
     return usable;
 }
 static inline void zm__blk_free(void *p, size_t acct) { zm__be_free_sized(p, acct); }
+static inline size_t zm__blk_free_counted(void *p) { return zm__be_free_counted(p); }
 static inline void zm__blk_free_no_tcache(void *p, size_t acct) { zm__be_free_no_tcache(p, acct); }
 
 #endif

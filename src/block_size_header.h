@@ -50,6 +50,11 @@ static inline size_t zm__blk_acct_of_usable(const void *p, size_t usable) {
     return zm__blk_acct(p);
 }
 static inline void zm__blk_free(void *p, size_t acct) { zm__be_free_sized(zm__hdr_base(p), acct); }
+static inline size_t zm__blk_free_counted(void *p) {
+    size_t acct = zm__blk_acct(p);
+    zm__blk_free(p, acct);
+    return acct;
+}
 static inline void zm__blk_free_no_tcache(void *p, size_t acct) {
     zm__be_free_no_tcache(zm__hdr_base(p), acct);
 }

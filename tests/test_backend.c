@@ -61,8 +61,12 @@ static void test_fast_paths_enabled(void **state) {
     extern int zm__glibc_chunks_ok;
     assert_int_equal(zm__glibc_chunks_ok, !libc_replaced());
 #elif defined(ZM_TEST_BACKEND_jemalloc)
-    extern int zm__je_classes_ok;
+    extern int zm__je_classes_ok, zm__je_own_malloc;
     assert_int_equal(zm__je_classes_ok, 1);
+    assert_int_equal(zm__je_own_malloc, 1); /* jemalloc's malloc/free, not mallocx/dallocx */
+    void *p = zm_malloc(100);
+    zm_free(p);
+    assert_non_null(zm__je_find_deallocated()); /* the free side's counter */
 #elif defined(ZM_TEST_BACKEND_mimalloc)
     extern size_t zm__mi_bins_max;
     assert_true(zm__mi_bins_max >= 128 * 1024);

@@ -17,21 +17,36 @@ static void plain_dallocx(void *p) { dallocx(p, 0); }
 
 void *(*zm__je_malloc)(size_t) = plain_mallocx;
 void (*zm__je_free)(void *) = plain_dallocx;
-int zm__je_malloc_is_global;
+int zm__je_own_malloc;
 int zm__je_classes_ok;
+__thread volatile uint64_t *zm__je_deallocated __attribute__((tls_model("initial-exec")));
 
-/* malloc and free are jemalloc's when they live in the object that has
- * mallocx: the program linked jemalloc ahead of libc. */
-static void find_global_malloc(void) {
-    Dl_info m, x;
-    void *sym_malloc = dlsym(RTLD_DEFAULT, "malloc"), *sym_free = dlsym(RTLD_DEFAULT, "free");
+volatile uint64_t *zm__je_find_deallocated(void) {
+    uint64_t *p = NULL;
+    size_t len = sizeof p;
+    if (mallctl("thread.deallocatedp", &p, &len, NULL, 0) != 0) return NULL;
+    zm__je_deallocated = p;
+    return p;
+}
+
+/* jemalloc's own malloc and free: the program's when it linked jemalloc ahead
+ * of libc, else the ones in the library that holds mallocx (a static
+ * jemalloc linked into the program has no such handle: mallocx stays). */
+static void find_own_malloc(void) {
+    Dl_info x;
     void *sym_mallocx = dlsym(RTLD_DEFAULT, "mallocx");
-    if (!sym_malloc || !sym_free || !sym_mallocx || !dladdr(sym_malloc, &m) ||
-        !dladdr(sym_mallocx, &x) || m.dli_fbase != x.dli_fbase)
-        return;
-    zm__je_malloc = (void *(*)(size_t))sym_malloc;
-    zm__je_free = (void (*)(void *))sym_free;
-    zm__je_malloc_is_global = 1;
+    if (!sym_mallocx || !dladdr(sym_mallocx, &x) || !x.dli_fname) return;
+    void *lib = dlopen(x.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) return;
+    void *sym_malloc = dlsym(lib, "malloc"), *sym_free = dlsym(lib, "free");
+    Dl_info m, f;
+    if (sym_malloc && sym_free && dladdr(sym_malloc, &m) && dladdr(sym_free, &f) &&
+        m.dli_fbase == x.dli_fbase && f.dli_fbase == x.dli_fbase) {
+        zm__je_malloc = (void *(*)(size_t))sym_malloc;
+        zm__je_free = (void (*)(void *))sym_free;
+        zm__je_own_malloc = 1;
+    }
+    dlclose(lib); /* RTLD_NOLOAD took a reference: the library stays loaded */
 }
 
 /* Walks every size class up to 64 MiB, checking both ends of each. */
@@ -44,7 +59,7 @@ static int size_classes_agree(void) {
 }
 
 __attribute__((constructor)) static void probe_jemalloc(void) {
-    find_global_malloc();
+    find_own_malloc();
     zm__je_classes_ok = size_classes_agree();
 }
 

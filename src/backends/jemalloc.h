@@ -1,24 +1,30 @@
 /* jemalloc. Debian's jemalloc is unprefixed: its malloc is the program's
- * malloc only when the program links it ahead of libc. So this backend calls
- * only names that jemalloc alone has (mallocx, sallocx, sdallocx), except
- * that it uses malloc and free, whose fast paths are much shorter than
- * mallocx's and sdallocx's, when jemalloc.c has found at load time that they
- * are jemalloc's.
+ * malloc only when the program links it ahead of libc. This backend uses
+ * jemalloc's own malloc and free (their fast paths are much shorter than
+ * mallocx's and dallocx's) through pointers that jemalloc.c finds at load
+ * time in jemalloc's library, whether or not they are the program's malloc,
+ * and otherwise only names jemalloc alone has (mallocx, sallocx, sdallocx).
  *
- * A new block's usable size is its size class, computed inline from the
- * request (jemalloc.c checks the formula against nallocx() at load time and
- * falls back to nallocx() if they ever disagree). Only a free needs the size
- * looked up in jemalloc's radix tree (sallocx). */
+ * No size lookup on the hot path:
+ * - a new block's usable size is its size class, computed inline from the
+ *   request (jemalloc.c checks the formula against nallocx() at load time and
+ *   falls back to nallocx() if they ever disagree);
+ * - a freed block's usable size is what jemalloc's own per-thread counter of
+ *   deallocated bytes ("thread.deallocatedp") moved during the free: exact
+ *   for the block, whatever else the process does with jemalloc, since only
+ *   this thread writes that counter. (Read through a volatile pointer: the
+ *   compiler assumes free() writes no memory its caller can see.) */
 #ifndef ZM_BACKEND_JEMALLOC_H
 #define ZM_BACKEND_JEMALLOC_H
 
 #include <jemalloc/jemalloc.h>
+#include <stdint.h>
 
 #include "internal.h"
 
 extern ZM_HIDDEN void *(*zm__je_malloc)(size_t);
 extern ZM_HIDDEN void (*zm__je_free)(void *);
-extern ZM_HIDDEN int zm__je_malloc_is_global; /* malloc/free above are jemalloc's */
+extern ZM_HIDDEN int zm__je_own_malloc; /* malloc/free above are jemalloc's own (not mallocx/dallocx) */
 extern ZM_HIDDEN int zm__je_classes_ok;       /* zm__je_size_class() matches nallocx() */
 
 /* jemalloc's size classes for 16-byte quanta and four classes per doubling:
@@ -61,9 +67,27 @@ static inline void *zm__be_realloc(void *p, size_t size, size_t *usable) {
     return q;
 }
 
-static inline void zm__be_free_sized(void *p, size_t size) {
-    if (zm_likely(zm__je_malloc_is_global)) zm__je_free(p);
-    else sdallocx(p, size, 0);
+/* The caller knows the size: jemalloc's sized free skips its own lookup. */
+static inline void zm__be_free_sized(void *p, size_t size) { sdallocx(p, size, 0); }
+
+/* The calling thread's jemalloc counter of deallocated bytes: NULL until the
+ * thread's first free looks it up. */
+extern ZM_HIDDEN __thread volatile uint64_t *zm__je_deallocated
+    __attribute__((tls_model("initial-exec")));
+/* Looks it up (mallctl); NULL if jemalloc has none. */
+ZM_HIDDEN volatile uint64_t *zm__je_find_deallocated(void);
+
+#define ZM_BE_FREE_COUNTED 1
+static inline size_t zm__be_free_counted(void *p) {
+    volatile uint64_t *d = zm__je_deallocated;
+    if (zm_unlikely(!d) && !(d = zm__je_find_deallocated())) {
+        size_t size = sallocx(p, 0);
+        sdallocx(p, size, 0);
+        return size;
+    }
+    uint64_t before = *d;
+    zm__je_free(p);
+    return (size_t)(*d - before);
 }
 
 /* jemalloc can bypass its thread cache (Redis's defragmentation moves blocks
