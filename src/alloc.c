@@ -48,7 +48,7 @@ __attribute__((cold)) static void *fail(size_t *usable) {
 
 enum alloc_kind { ALLOC_PLAIN, ALLOC_ZEROED, ALLOC_NO_TCACHE };
 
-static inline void *blk_alloc(size_t size, size_t *acct, enum alloc_kind kind) {
+ZM_INLINE void *blk_alloc(size_t size, size_t *acct, enum alloc_kind kind) {
     switch (kind) {
     case ALLOC_ZEROED: return zm__blk_calloc(size, acct);
     case ALLOC_NO_TCACHE: return zm__blk_malloc_no_tcache(size, acct);
@@ -56,34 +56,45 @@ static inline void *blk_alloc(size_t size, size_t *acct, enum alloc_kind kind) {
     }
 }
 
-/* Requests that took the slow check (a limit is set, or the request is a
- * batch or more) are counted through the large-allocation path when they are
- * large, so that the peak sees every single allocation of a batch or more. */
-static inline void count_growth(int checked, size_t request, int64_t delta) {
-    if (zm_unlikely(checked) && request >= (size_t)ZM_PUBLISH_BATCH) zm__count_large(delta);
-    else zm__count(delta);
-}
-
-static inline void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {
-    int checked = !zm__request_small(size);
-    if (checked && !zm__request_allowed(size)) return fail(usable);
-    size_t acct;
-    void *p = blk_alloc(size, &acct, kind);
-    if (zm_unlikely(!p)) return fail(usable);
-    count_growth(checked, size, (int64_t)acct);
+/* After the allocation, the count and the usable size. */
+ZM_INLINE void *finish(void *p, size_t acct, size_t *usable) {
     if (usable) *usable = zm__blk_usable(p, acct);
     return p;
 }
 
+/* Requests that take the slow check (a limit is set, or the request is a
+ * batch or more), out of line so the hot path stays one compare. A large
+ * one is counted through the large-allocation path, so that the peak sees
+ * every single allocation of a batch or more. */
+__attribute__((noinline)) static void *alloc_checked(size_t size, size_t *usable,
+                                                     enum alloc_kind kind) {
+    if (!zm__request_allowed(size)) return fail(usable);
+    size_t acct;
+    void *p = blk_alloc(size, &acct, kind);
+    if (zm_unlikely(!p)) return fail(usable);
+    if (size >= (size_t)ZM_PUBLISH_BATCH) zm__count_large((int64_t)acct);
+    else zm__count((int64_t)acct);
+    return finish(p, acct, usable);
+}
+
+ZM_INLINE void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {
+    if (zm_unlikely(!zm__request_small(size))) return alloc_checked(size, usable, kind);
+    size_t acct;
+    void *p = blk_alloc(size, &acct, kind);
+    if (zm_unlikely(!p)) return fail(usable);
+    zm__count((int64_t)acct);
+    return finish(p, acct, usable);
+}
+
 /* Counting first lets the compiler end zm_free with a jump to the backend. */
-static inline void free_impl(void *ptr, size_t acct) {
+ZM_INLINE void free_impl(void *ptr, size_t acct) {
     zm__count(-(int64_t)acct);
     zm__blk_free(ptr, acct);
 }
 
 /* NULL with size 0 means "freed", not a failure. Only growth is checked
  * against the limit: a realloc that does not raise used memory always may. */
-static inline void *realloc_impl(void *ptr, size_t size, size_t *usable) {
+ZM_INLINE void *realloc_impl(void *ptr, size_t size, size_t *usable) {
     if (!ptr) return alloc_impl(size, usable, ALLOC_PLAIN);
     size_t old = zm__blk_acct(ptr);
     if (size == 0) {
@@ -98,9 +109,9 @@ static inline void *realloc_impl(void *ptr, size_t size, size_t *usable) {
     size_t acct;
     void *p = zm__blk_realloc(ptr, size, &acct);
     if (zm_unlikely(!p)) return fail(usable);
-    count_growth(checked, growth, (int64_t)acct - (int64_t)old);
-    if (usable) *usable = zm__blk_usable(p, acct);
-    return p;
+    if (checked && growth >= (size_t)ZM_PUBLISH_BATCH) zm__count_large((int64_t)acct - (int64_t)old);
+    else zm__count((int64_t)acct - (int64_t)old);
+    return finish(p, acct, usable);
 }
 
 static inline void *or_oom(void *p, size_t size) { return zm_likely(p != NULL) ? p : oom(size); }
@@ -140,10 +151,16 @@ ZM_EXPORT void *zm_try_realloc_usable(void *ptr, size_t size, size_t *usable) {
 }
 ZM_EXPORT void *zm_try_realloc(void *ptr, size_t size) { return realloc_impl(ptr, size, NULL); }
 
-/* The block stays counted until the backend has freed it: some backends
- * learn its size only from the free itself. */
+/* Where the backend learns a block's size from the free itself, the block
+ * stays counted until the free returns; elsewhere the size is looked up and
+ * counted first, so that zm_free ends in a jump to the backend. */
 ZM_EXPORT void zm_free(void *ptr) {
-    if (ptr) zm__count(-(int64_t)zm__blk_free_counted(ptr));
+    if (!ptr) return;
+#ifdef ZM_BLK_FREE_COUNTED
+    zm__count(-(int64_t)zm__blk_free_counted(ptr));
+#else
+    free_impl(ptr, zm__blk_acct(ptr));
+#endif
 }
 
 ZM_EXPORT void zm_free_usable(void *ptr, size_t *usable) {

@@ -11,7 +11,9 @@
  *   size_t zm__blk_usable(const void *p, size_t acct);
  *   size_t zm__blk_acct_of_usable(const void *p, size_t usable);  for zm_free_with_size
  *   void   zm__blk_free(void *p, size_t acct);
- *   size_t zm__blk_free_counted(void *p);                          frees, returns acct
+ *   size_t zm__blk_free_counted(void *p);                          frees, returns acct;
+ *                                        ZM_BLK_FREE_COUNTED when that is cheaper
+ *                                        than zm__blk_acct() then zm__blk_free()
  *   void   zm__blk_free_no_tcache(void *p, size_t acct);
  * The allocating calls consult the failure injector (fault.h) first. */
 #ifndef ZM_BLOCK_H

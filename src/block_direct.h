@@ -24,6 +24,9 @@ static inline size_t zm__blk_acct_of_usable(const void *p, size_t usable) {
     return usable;
 }
 static inline void zm__blk_free(void *p, size_t acct) { zm__be_free_sized(p, acct); }
+#ifdef ZM_BE_FREE_COUNTED
+#define ZM_BLK_FREE_COUNTED 1 /* the free itself tells the size: use it */
+#endif
 static inline size_t zm__blk_free_counted(void *p) { return zm__be_free_counted(p); }
 static inline void zm__blk_free_no_tcache(void *p, size_t acct) { zm__be_free_no_tcache(p, acct); }
 

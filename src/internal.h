@@ -6,5 +6,8 @@
 #define ZM_HIDDEN __attribute__((visibility("hidden")))
 #define zm_likely(x) __builtin_expect(!!(x), 1)
 #define zm_unlikely(x) __builtin_expect(!!(x), 0)
+/* For the entry points' shared bodies: each caller gets its own copy, with
+ * its constant arguments folded in. */
+#define ZM_INLINE static inline __attribute__((always_inline))
 
 #endif

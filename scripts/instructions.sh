@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Instructions per malloc(64)+free pair, raw backend vs zmalloc, counted by
+# valgrind's cachegrind (exact and repeatable, unlike timings on a shared
+# machine). For each build directory given (default: the backends' builds of
+# scripts/test-all.sh), runs bench/bench_instructions with N = 100000 and
+# 200000 pairs and divides the difference by 100000.
+# Usage: scripts/instructions.sh [build-dir ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dirs=("$@")
+((${#dirs[@]})) || dirs=(build/default build/jemalloc build/tcmalloc build/mimalloc)
+
+count() { # exe variant n -> instructions
+  local out
+  out=$(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$1" "$2" "$3" 2>&1 >/dev/null)
+  sed -nE 's/.*I[[:space:]]+refs:[[:space:]]+([0-9,]+).*/\1/p' <<<"$out" | tr -d ,
+}
+
+echo "| build | allocator | raw pair | zmalloc pair | extra |"
+echo "|---|---|---:|---:|---:|"
+for d in "${dirs[@]}"; do
+  exe=$d/bench/bench_instructions
+  [[ -x $exe ]] || { echo "| $d | (not built) | | | |"; continue; }
+  lib=$(sed -nE 's/^#define ZMALLOC_LIB "(.*)"/\1/p' "$d/include/zmalloc_config.h")
+  r1=$(count "$exe" raw 100000); r2=$(count "$exe" raw 200000)
+  z1=$(count "$exe" zm 100000); z2=$(count "$exe" zm 200000)
+  raw=$(((r2 - r1) / 100000)); zm=$(((z2 - z1) / 100000))
+  echo "| $d | $lib | $raw | $zm | $((zm - raw)) |"
+done
