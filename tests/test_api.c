@@ -1,5 +1,9 @@
 /* The allocation API on one thread: sizes, zero, NULL, overflow, the OOM
- * handler, realloc's rules, and the counter moving by exactly zm_size(). */
+ * handler, realloc's rules, and the counter moving by exactly the size each
+ * block must be accounted for. That size comes from zt_expected_size() (the
+ * allocator's own size function, or request + header in size-header mode),
+ * never from zm_size(): a counter and a zm_size() that are wrong the same way
+ * would agree with each other. */
 #include <errno.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -17,6 +21,17 @@ static void counting_oom(size_t size) {
     oom_calls++;
     oom_last = size;
     if (oom_jumps) longjmp(oom_jump, 1);
+}
+
+/* What zm_usable_size() must report for a block of `requested` bytes: the
+ * allocator's usable size, or in size-header mode the request itself. */
+static size_t expected_usable(const void *p, size_t requested) {
+#ifdef ZM_SIZE_HEADER
+    (void)p;
+    return requested;
+#else
+    return zt_expected_size(p, requested);
+#endif
 }
 
 static int setup_handler(void **state) {
@@ -40,15 +55,17 @@ static void test_counts_exact_sizes(void **state) {
     void *blocks[64];
     size_t sum = 0;
     for (int i = 0; i < 64; i++) {
-        blocks[i] = zm_malloc((size_t)i * 37);
+        size_t n = (size_t)i * 37;
+        blocks[i] = zm_malloc(n);
         assert_non_null(blocks[i]);
-        assert_true(zm_size(blocks[i]) >= (size_t)i * 37);
-        assert_true(zm_usable_size(blocks[i]) >= (size_t)i * 37);
-        sum += zm_size(blocks[i]);
+        assert_int_equal(zm_size(blocks[i]), zt_expected_size(blocks[i], n));
+        assert_int_equal(zm_usable_size(blocks[i]), expected_usable(blocks[i], n));
+        assert_true(zm_usable_size(blocks[i]) >= n);
+        sum += zt_expected_size(blocks[i], n);
         assert_int_equal(zt_used_since(base), sum);
     }
     for (int i = 0; i < 64; i++) {
-        sum -= zm_size(blocks[i]);
+        sum -= zt_expected_size(blocks[i], (size_t)i * 37);
         zm_free(blocks[i]);
         assert_int_equal(zt_used_since(base), sum);
     }
@@ -65,8 +82,12 @@ static void test_zero_size_unique(void **state) {
         assert_non_null(all[i]);
         for (int j = 0; j < i; j++) assert_ptr_not_equal(all[i], all[j]);
     }
-    assert_int_equal(zt_used_since(base),
-                     zm_size(a) + zm_size(b) + zm_size(c) + zm_size(d) + zm_size(e) + zm_size(f));
+    size_t sum = 0;
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(zm_size(all[i]), zt_expected_size(all[i], 0));
+        sum += zt_expected_size(all[i], 0);
+    }
+    assert_int_equal(zt_used_since(base), sum);
     for (int i = 0; i < 6; i++) zm_free(all[i]);
     zm_free(NULL);
     zm_free_usable(NULL, NULL);
@@ -104,24 +125,35 @@ static void test_usable_family(void **state) {
     size_t base = zm_used_memory(), u = 0, freed = 0;
     char *p = zm_malloc_usable(100, &u);
     assert_true(u >= 100);
+    assert_int_equal(u, expected_usable(p, 100));
     assert_int_equal(u, zm_usable_size(p));
+    assert_ptr_equal(zm_extend_to_usable(p, u), p); /* the same block, only retyped */
     memset(zm_extend_to_usable(p, u), 1, u);
     size_t u2 = 0;
     p = zm_realloc_usable(p, 5000, &u2);
     assert_true(u2 >= 5000);
+    assert_int_equal(u2, expected_usable(p, 5000));
     assert_int_equal(u2, zm_usable_size(p));
     assert_int_equal(p[99], 1);
     size_t u3 = 0;
     char *q = zm_calloc_usable(33, &u3);
-    assert_int_equal(u3, zm_usable_size(q));
+    assert_int_equal(u3, expected_usable(q, 33));
     size_t u4 = 0, u5 = 0, u6 = 0;
     void *r = zm_try_malloc_usable(10, &u4), *s = zm_try_calloc_usable(20, &u5);
+    assert_int_equal(u4, expected_usable(r, 10));
     r = zm_try_realloc_usable(r, 40, &u6);
-    assert_int_equal(u4 >= 10, 1);
-    assert_int_equal(u5, zm_usable_size(s));
-    assert_int_equal(u6, zm_usable_size(r));
-    assert_int_equal(zt_used_since(base), zm_size(p) + zm_size(q) + zm_size(r) + zm_size(s));
-    size_t pu = zm_usable_size(p);
+    assert_int_equal(u5, expected_usable(s, 20));
+    assert_int_equal(u6, expected_usable(r, 40));
+    assert_int_equal(zt_used_since(base), zt_expected_size(p, 5000) + zt_expected_size(q, 33) +
+                                              zt_expected_size(r, 40) + zt_expected_size(s, 20));
+    /* usable may be NULL: the block is still made and counted */
+    void *t = zm_malloc_usable(70, NULL);
+    assert_non_null(t);
+    assert_int_equal(zt_used_since(base), zt_expected_size(p, 5000) + zt_expected_size(q, 33) +
+                                              zt_expected_size(r, 40) + zt_expected_size(s, 20) +
+                                              zt_expected_size(t, 70));
+    zm_free_usable(t, NULL);
+    size_t pu = expected_usable(p, 5000);
     zm_free_usable(p, &freed);
     assert_int_equal(freed, pu);
     zm_free_usable(q, NULL);
@@ -135,7 +167,7 @@ static void test_strdup(void **state) {
     size_t base = zm_used_memory();
     char *s = zm_strdup("hello, zmalloc");
     assert_string_equal(s, "hello, zmalloc");
-    assert_int_equal(zt_used_since(base), zm_size(s));
+    assert_int_equal(zt_used_since(base), zt_expected_size(s, sizeof "hello, zmalloc"));
     zm_free(s);
     assert_int_equal(zt_used_since(base), 0);
 }
@@ -145,21 +177,22 @@ static void test_realloc_rules(void **state) {
     size_t base = zm_used_memory();
     char *p = zm_realloc(NULL, 10); /* allocates */
     assert_non_null(p);
-    assert_int_equal(zt_used_since(base), zm_size(p));
+    assert_int_equal(zt_used_since(base), zt_expected_size(p, 10));
     strcpy(p, "abcdefghi");
     for (size_t n = 11; n < 1u << 22; n *= 3) {
         p = zm_realloc(p, n);
         assert_string_equal(p, "abcdefghi");
-        assert_int_equal(zt_used_since(base), zm_size(p));
+        assert_int_equal(zt_used_since(base), zt_expected_size(p, n));
     }
     p = zm_realloc(p, 12); /* shrinking keeps the prefix */
     assert_memory_equal(p, "abcdefghi", 10);
-    assert_int_equal(zt_used_since(base), zm_size(p));
+    assert_int_equal(zt_used_since(base), zt_expected_size(p, 12));
     errno = 0;
     assert_null(zm_realloc(p, 0)); /* frees, and is no failure */
     assert_int_equal(oom_calls, 0);
     assert_int_equal(zt_used_since(base), 0);
     void *q = zm_try_malloc(50);
+    assert_int_equal(zt_used_since(base), zt_expected_size(q, 50));
     assert_null(zm_try_realloc(q, 0));
     assert_int_equal(zt_used_since(base), 0);
 }
@@ -182,7 +215,7 @@ static void test_overflow_try(void **state) {
         assert_int_equal(u, 0);
         char *p = zm_malloc(8);
         strcpy(p, "keep");
-        size_t before = zm_size(p);
+        size_t before = zt_expected_size(p, 8);
         assert_null(zm_try_realloc(p, bad[i]));
         assert_string_equal(p, "keep"); /* still valid, unchanged, still counted */
         assert_int_equal(zt_used_since(base), before);
@@ -238,7 +271,7 @@ static void test_handler_longjmp_keeps_counts(void **state) {
         fail_msg("handler did not jump");
     }
     zm_set_limit(0);
-    assert_int_equal(zt_used_since(base), zm_size(held));
+    assert_int_equal(zt_used_since(base), zt_expected_size(held, 1000));
     zm_free(held);
     assert_int_equal(zt_used_since(base), 0);
 }
@@ -274,7 +307,8 @@ static void test_free_with_size_counts(void **state) {
     for (size_t n = 1; n < 1 << 20; n = n * 2 + 3) {
         size_t u;
         void *p = zm_malloc_usable(n, &u);
-        assert_int_equal(zt_used_since(base), zm_size(p));
+        assert_int_equal(u, expected_usable(p, n));
+        assert_int_equal(zt_used_since(base), zt_expected_size(p, n));
         zm_free_with_size(p, u);
         assert_int_equal(zt_used_since(base), 0);
     }
@@ -284,15 +318,23 @@ static void test_names_and_config(void **state) {
     (void)state;
     assert_true(strlen(ZMALLOC_LIB) > 0);
     zmalloc_enable_thread_safeness();
+    size_t base = zm_used_memory();
     void *p = zmalloc(10); /* the Redis names reach the same functions */
-    assert_int_equal(zmalloc_size(p), zm_size(p));
+    assert_int_equal(zt_used_since(base), zt_expected_size(p, 10));
+    assert_int_equal(zmalloc_size(p), zt_expected_size(p, 10));
+    /* HAVE_MALLOC_SIZE (zmalloc_config.h) is set exactly when there is no
+     * size header, and zmalloc_usable_size follows it. */
+#if defined(HAVE_MALLOC_SIZE) == defined(ZM_SIZE_HEADER)
+#error "HAVE_MALLOC_SIZE must be defined exactly in the builds without a size header"
+#endif
 #ifdef HAVE_MALLOC_SIZE
-    assert_int_equal(zmalloc_usable_size(p), zm_size(p));
+    assert_int_equal(zmalloc_usable_size(p), zt_expected_size(p, 10));
 #else
     assert_int_equal(zmalloc_usable_size(p), 10);
-    assert_true(zmalloc_size(p) > 10);
+    assert_int_equal(zmalloc_size(p), 10 + alignof(max_align_t));
 #endif
     zfree(p);
+    assert_int_equal(zt_used_since(base), 0);
     assert_int_equal(zm_size(NULL), 0);
     assert_int_equal(zm_usable_size(NULL), 0);
 }
