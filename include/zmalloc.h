@@ -41,8 +41,10 @@ extern "C" {
 /* ------------------------------------------------------------------------
  * Allocation
  *
- * Accounting: every live block is counted for zm_size(ptr) bytes, from the
- * moment the allocating call returns until the freeing call starts.
+ * Accounting: every live block is counted for zm_size(ptr) bytes, from an
+ * instant inside the allocating call until an instant inside the freeing
+ * call: it is counted once the allocating call has returned, and no longer
+ * once the freeing call has.
  *
  * Size rules shared by every allocating function:
  * - a size of 0 is legal and returns a unique, freeable, non-NULL block;
@@ -129,20 +131,26 @@ ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) ZM_ATTR_NOINLINE void *zm_extend_to_usable(void 
  * ---------------------------------------------------------------------- */
 
 /* Bytes held by live blocks: the exact sum of zm_size() over them whenever
- * no allocation is in flight in another thread. Cost: a lock and one read per
+ * no allocation is in flight in another thread. Each thread's share is one
+ * word it wrote, so what a reader sees of each thread is a figure that thread
+ * really had at some instant during the call. Cost: a lock and one read per
  * live thread that has allocated. */
 ZM_EXPORT size_t zm_used_memory(void);
 /* Highest used memory seen since start or the last zm_reset_peak(). It is
- * sampled whenever a thread's unpublished balance passes 64 KiB and at every
- * zm_used_memory() call, so it may differ from the true peak by less than
- * 64 KiB per live thread; a single allocation of 64 KiB or more is always
- * seen. */
+ * only ever set from the exact sum, so it never exceeds a figure that
+ * happened. The sum is taken at every zm_used_memory() call, after every
+ * single allocation (or realloc growth) of 64 KiB or more, and whenever the
+ * shared estimate (within 64 KiB per live thread of the truth) passes the
+ * peak: so it may fall short of the true peak by less than 64 KiB per live
+ * thread, and never misses a single allocation of 64 KiB or more. */
 ZM_EXPORT size_t zm_used_memory_peak(void);
 /* Sets the peak to the current used memory. */
 ZM_EXPORT void zm_reset_peak(void);
 /* Sets a hard cap on used memory (0 removes it). A request for n bytes fails
  * (zm_try* return NULL, the others call the OOM handler) when used memory + n
- * would exceed the cap. Worst-case overshoot: the backend rounds n up to its
+ * would exceed the cap. A request that does not raise used memory always
+ * passes, even over the cap: n = 0, a realloc that shrinks or stays within
+ * its block, and every free. Worst-case overshoot: the backend rounds n up to its
  * size class (the difference between zm_size() and n), plus requests that
  * other threads have in flight at the same instant, each of which may pass
  * the check before the others are counted. */

@@ -1,6 +1,9 @@
 /* Exactness across threads: cross-thread frees, thousands of short-lived
- * threads whose blocks outlive them, and readers racing writers. */
+ * threads whose blocks outlive them, and readers racing writers. Every figure
+ * is checked against zt_expected_size() of the blocks, a source that is not
+ * the code under test. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -11,15 +14,16 @@
 typedef struct {
     void **slots;
     size_t n;
-    size_t bytes; /* zm_size() sum of what this thread allocated */
+    size_t bytes; /* zt_expected_size() sum of what this thread allocated */
 } batch;
 
 static void *alloc_batch(void *arg) {
     batch *b = arg;
     b->bytes = 0;
     for (size_t i = 0; i < b->n; i++) {
-        b->slots[i] = (i % 3) ? zm_malloc(i * 7 + 1) : zm_calloc(i + 1);
-        b->bytes += zm_size(b->slots[i]);
+        size_t n = (i % 3) ? i * 7 + 1 : i + 1;
+        b->slots[i] = (i % 3) ? zm_malloc(n) : zm_calloc(n);
+        b->bytes += zt_expected_size(b->slots[i], n);
     }
     return NULL;
 }
@@ -65,35 +69,66 @@ static void test_thread_churn(void **state) {
         pthread_t t[4];
         for (int j = 0; j < 4; j++) pthread_create(&t[j], NULL, alloc_one_and_exit, &left[i + j]);
         for (int j = 0; j < 4; j++) pthread_join(t[j], NULL);
-        for (int j = 0; j < 4; j++) sum += zm_size(left[i + j]);
+        for (int j = 0; j < 4; j++) sum += zt_expected_size(left[i + j], 100);
         assert_int_equal(zt_used_since(base), sum);
     }
     for (int i = 0; i < CHURN_THREADS; i++) zm_free(left[i]);
     assert_int_equal(zt_used_since(base), 0);
 }
 
+#define DETACHED 200
+#define DETACHED_BLOCKS 80 /* of 1,000 bytes: past a 64 KiB batch, so published */
+
+typedef struct {
+    atomic_int done;     /* set just before the thread returns */
+    void *left;          /* a block it leaves for the main thread to free */
+    void *from_main;     /* a block of the main thread's that it frees */
+    size_t left_bytes;   /* zt_expected_size() of left */
+} detached_rec;
+
 static void *detached_alloc(void *arg) {
-    atomic_int *done = arg;
-    void *p = zm_malloc(64);
-    zm_free(p);
-    atomic_fetch_add(done, 1);
+    detached_rec *r = arg;
+    void *b[DETACHED_BLOCKS];
+    for (int i = 0; i < DETACHED_BLOCKS; i++) b[i] = zm_malloc(1000);
+    for (int i = 0; i < DETACHED_BLOCKS; i++) zm_free(b[i]);
+    zm_free(r->from_main); /* this thread's balance goes negative... */
+    r->left = zm_malloc(300); /* ...and then up by a block it never frees */
+    r->left_bytes = zt_expected_size(r->left, 300);
+    atomic_store_explicit(&r->done, 1, memory_order_release);
     return NULL;
 }
 
-/* Detached threads exit without a join; their entries must still go. */
+/* Detached threads exit without a join; whatever balance each had (here
+ * +left - from_main, after publishing batches both ways) must still be in the
+ * figure, exactly, whether its exit hook has run yet or not. */
 static void test_detached_threads(void **state) {
     (void)state;
+    static detached_rec rec[DETACHED];
     size_t base = zm_used_memory();
-    atomic_int done = 0;
-    for (int i = 0; i < 500; i++) {
+    long long held = 0;
+    for (int i = 0; i < DETACHED; i++) {
+        atomic_store(&rec[i].done, 0);
+        rec[i].left = NULL;
+        rec[i].from_main = zm_malloc(500 + (size_t)i);
+        held += (long long)zt_expected_size(rec[i].from_main, 500 + (size_t)i);
+    }
+    assert_int_equal(zt_used_since(base), held);
+    for (int i = 0; i < DETACHED; i++) {
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_create(&t, &attr, detached_alloc, &done);
+        assert_int_equal(pthread_create(&t, &attr, detached_alloc, &rec[i]), 0);
         pthread_attr_destroy(&attr);
     }
-    while (atomic_load(&done) < 500) sched_yield();
+    /* Each flag is the thread's last store: after it, its blocks are final. */
+    held = 0;
+    for (int i = 0; i < DETACHED; i++) {
+        while (!atomic_load_explicit(&rec[i].done, memory_order_acquire)) sched_yield();
+        held += (long long)rec[i].left_bytes;
+    }
+    assert_int_equal(zt_used_since(base), held);
+    for (int i = 0; i < DETACHED; i++) zm_free(rec[i].left);
     assert_int_equal(zt_used_since(base), 0);
 }
 
@@ -105,12 +140,16 @@ typedef struct {
     atomic_int stop;
 } mailbox;
 
+/* Each block records its own requested size in its first bytes, so that the
+ * bytes still in the boxes at the end can be summed from zt_expected_size(). */
 static void *producer(void *arg) {
     mailbox *m = arg;
     unsigned seed = 1;
     for (int r = 0; r < ROUNDS; r++) {
         seed = seed * 1103515245u + 12345u;
-        void *p = zm_malloc(seed % 700);
+        size_t n = sizeof(size_t) + seed % 700;
+        void *p = zm_malloc(n);
+        memcpy(p, &n, sizeof n);
         void *old = atomic_exchange(&m->box[seed % 64], p);
         zm_free(old); /* frees what the consumer or another round put there */
     }
@@ -151,7 +190,13 @@ static void test_producer_consumer(void **state) {
     pthread_join(rd, NULL);
     size_t held = 0;
     for (int i = 0; i < PAIRS; i++)
-        for (int j = 0; j < 64; j++) held += zm_size(atomic_load(&m[i].box[j]));
+        for (int j = 0; j < 64; j++) {
+            void *p = atomic_load(&m[i].box[j]);
+            size_t n;
+            if (!p) continue;
+            memcpy(&n, p, sizeof n);
+            held += zt_expected_size(p, n);
+        }
     assert_int_equal(zt_used_since(base), held);
     for (int i = 0; i < PAIRS; i++)
         for (int j = 0; j < 64; j++) zm_free(atomic_exchange(&m[i].box[j], NULL));
