@@ -33,7 +33,7 @@
 #define MIN_SIZE 8
 #define SIZE_SPAN 513 /* sizes MIN_SIZE .. MIN_SIZE + SIZE_SPAN - 1 = 8 .. 520 */
 #define SEED 0x9E3779B97F4A7C15ull
-#define MAX_WORKERS 2
+#define MAX_WORKERS 64
 #define MAX_ROUNDS 1000
 
 static uint64_t now_ns(void) {
@@ -285,7 +285,7 @@ static void bench_rss(unsigned calls) {
 /* ---------------------------------------------------------------- main */
 
 static void usage(const char *argv0) {
-    fprintf(stderr, "usage: %s [--quick] [--rounds N]\n", argv0);
+    fprintf(stderr, "usage: %s [--quick] [--rounds N] [--threads N,N,...]\n", argv0);
     exit(2);
 }
 
@@ -293,6 +293,7 @@ int main(int argc, char **argv) {
     int quick = 0;
     long rounds = 25;
     int rounds_set = 0;
+    unsigned threads[16] = {1, 2}, nthread_counts = 2;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
@@ -302,6 +303,18 @@ int main(int argc, char **argv) {
             rounds = strtol(argv[++i], &end, 10);
             if (errno || *end || rounds < 1 || rounds > MAX_ROUNDS) usage(argv[0]);
             rounds_set = 1;
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            /* e.g. 1,2,4,8,16 on a machine with that many cores */
+            char *p = argv[++i], *end;
+            nthread_counts = 0;
+            while (*p && nthread_counts < 16) {
+                errno = 0;
+                long t = strtol(p, &end, 10);
+                if (errno || end == p || t < 1 || t > MAX_WORKERS) usage(argv[0]);
+                threads[nthread_counts++] = (unsigned)t;
+                p = *end == ',' ? end + 1 : end;
+                if (*end && *end != ',') usage(argv[0]);
+            }
         } else {
             usage(argv[0]);
         }
@@ -329,9 +342,9 @@ int main(int argc, char **argv) {
            "min .. max |\n");
     printf("|---|---|---|---:|---:|---:|---:|\n");
     fflush(stdout);
-    for (unsigned nthreads = 1; nthreads <= MAX_WORKERS; nthreads++) {
-        bench_cell(FIXED64, nthreads, (unsigned)rounds, fixed_iters);
-        bench_cell(MIXED, nthreads, (unsigned)rounds, mixed_iters);
+    for (unsigned i = 0; i < nthread_counts; i++) {
+        bench_cell(FIXED64, threads[i], (unsigned)rounds, fixed_iters);
+        bench_cell(MIXED, threads[i], (unsigned)rounds, mixed_iters);
     }
 
     printf("\n| call | threads registered | cost per call |\n");

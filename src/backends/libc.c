@@ -12,6 +12,7 @@
  * heap, and only then can its chunk headers be read. */
 static int malloc_is_glibcs;
 
+#ifdef __GLIBC__
 /* valgrind's memcheck, helgrind, drd, massif and dhat replace malloc without
  * changing the symbol's address; each preloads vgpreload_<tool>. Only its
  * core (all that cachegrind and callgrind load) leaves malloc alone. */
@@ -25,16 +26,15 @@ static int valgrind_replaces_malloc(void) {
 }
 
 static int find_glibc_malloc(void) {
-#ifdef __GLIBC__
     Dl_info info;
     void *sym = dlsym(RTLD_DEFAULT, "malloc");
     if (!sym || !dladdr(sym, &info) || !info.dli_fname) return 0;
     if (!strstr(info.dli_fname, "/libc.so")) return 0;
     return !valgrind_replaces_malloc();
-#else
-    return 0;
-#endif
 }
+#else
+static int find_glibc_malloc(void) { return 0; }
+#endif
 
 #ifdef ZM_GLIBC_CHUNKS
 int zm__glibc_chunks_ok;
