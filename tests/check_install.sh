@@ -4,6 +4,7 @@
 # shared (zmalloc.pc) and once static (zmalloc-static.pc, the README's line).
 set -euo pipefail
 build=$1
+cc=${2:-cc} # the compiler the library was built with (musl-gcc, a cross compiler)
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
@@ -21,11 +22,11 @@ int main(void) {
 }
 C
 libdir=$(pkg-config --variable=libdir zmalloc)
-cc -o "$prefix/user_shared" "$prefix/user.c" $(pkg-config --cflags --libs zmalloc) -Wl,-rpath,"$libdir"
+"$cc" -o "$prefix/user_shared" "$prefix/user.c" $(pkg-config --cflags --libs zmalloc) -Wl,-rpath,"$libdir"
 "$prefix/user_shared"
 readelf -d "$libdir/libzmalloc.so" | grep -q 'SONAME.*libzmalloc.so.0'
 # Exactly the README's instruction for a static link.
-cc -o "$prefix/user_static" "$prefix/user.c" $(pkg-config --cflags --libs zmalloc-static)
+"$cc" -o "$prefix/user_static" "$prefix/user.c" $(pkg-config --cflags --libs zmalloc-static)
 "$prefix/user_static"
 if readelf -d "$prefix/user_static" | grep -q 'NEEDED.*libzmalloc'; then
   echo "user_static is linked to libzmalloc.so, not statically" >&2
