@@ -54,11 +54,23 @@ typedef struct {
 
 static unsigned byte(reader *r) { return r->i < r->n ? r->d[r->i++] : 0; }
 
+/* BIG: a size no allocation of this width can get (64-bit: 2 TiB, more than
+ * the address space most machines give; 32-bit: 256 MiB and up may fail). */
+#if SIZE_MAX > 0xffffffffu
+#define BIG ((size_t)1 << 41)
 static const size_t huge[] = {
     SIZE_MAX,         SIZE_MAX - 1,          SIZE_MAX - 4096,     (size_t)PTRDIFF_MAX,
     (size_t)PTRDIFF_MAX - 1, (size_t)PTRDIFF_MAX + 1, SIZE_MAX / 2, (size_t)1 << 62,
-    (size_t)1 << 48,  ((size_t)1 << 41) + 17,
+    (size_t)1 << 48,  BIG + 17,
 };
+#else
+#define BIG ((size_t)1 << 28)
+static const size_t huge[] = {
+    SIZE_MAX,         SIZE_MAX - 1,          SIZE_MAX - 4096,     (size_t)PTRDIFF_MAX,
+    (size_t)PTRDIFF_MAX - 1, (size_t)PTRDIFF_MAX + 1, SIZE_MAX / 2, (size_t)1 << 30,
+    (size_t)3 << 29,  ((size_t)1 << 31) + 17,
+};
+#endif
 
 /* A size: mostly small, sometimes 0, medium, up to 1 MiB, or huge. */
 static size_t size_of(reader *r, int *is_huge) {
@@ -172,7 +184,7 @@ static void step(reader *r) {
         p = zm_calloc_num(num, req);
         if (!p) {
             CHECK(oom_calls == calls + 1 && oom_last == (ovf ? SIZE_MAX : total));
-            CHECK(ovf || total >= ((size_t)1 << 41) || limited);
+            CHECK(ovf || total >= BIG || limited);
         } else {
             CHECK(!ovf && total < (size_t)PTRDIFF_MAX);
             settle((int)s, p, total, 0, 0);

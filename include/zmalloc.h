@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 
-#include "zmalloc_config.h" /* ZMALLOC_LIB, HAVE_MALLOC_SIZE: set at build time */
+#include "zmalloc_config.h" /* ZMALLOC_VERSION_*, ZMALLOC_LIB, HAVE_MALLOC_SIZE: set at build time */
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +37,19 @@ extern "C" {
 #define ZM_ATTR_ALLOC_SIZE2(n, m)
 #define ZM_ATTR_NOINLINE
 #endif
+
+/* ------------------------------------------------------------------------
+ * Version (docs/ABI.md)
+ *
+ * ZMALLOC_VERSION_MAJOR, _MINOR, _PATCH, _STRING ("1.0.0") and _NUMBER
+ * (MAJOR * 10000 + MINOR * 100 + PATCH), from zmalloc_config.h, are the
+ * version of this header.
+ * ---------------------------------------------------------------------- */
+
+/* The version of the library the program runs with, "MAJOR.MINOR.PATCH"
+ * (a static string). It may be newer than ZMALLOC_VERSION_STRING, the
+ * header's, within the same major. */
+ZM_EXPORT const char *zm_version(void);
 
 /* ------------------------------------------------------------------------
  * Allocation
@@ -141,8 +154,10 @@ ZM_EXPORT size_t zm_used_memory(void);
  * happened. The sum is taken at every zm_used_memory() call, after every
  * single allocation (or realloc growth) of 64 KiB or more, and whenever the
  * shared estimate (within 64 KiB per live thread of the truth) passes the
- * peak: so it may fall short of the true peak by less than 64 KiB per live
- * thread, and never misses a single allocation of 64 KiB or more. */
+ * peak at a thread's publish: so it may fall short of the true peak by at
+ * most 128 KiB per live thread (a thread's balance may climb from 64 KiB
+ * below its last published figure to 64 KiB above it without publishing),
+ * and never misses a single allocation of 64 KiB or more. */
 ZM_EXPORT size_t zm_used_memory_peak(void);
 /* Sets the peak to the current used memory. */
 ZM_EXPORT void zm_reset_peak(void);

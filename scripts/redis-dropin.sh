@@ -11,7 +11,8 @@
 #   --bench            instead of the Tcl suites: start baseline, zm-libc and
 #                      zm-jemalloc (those of --variants) on 127.0.0.1, load the
 #                      same data, print INFO memory side by side and the median
-#                      of 3 interleaved redis-benchmark rounds
+#                      of 3 interleaved redis-benchmark rounds (reuses a build
+#                      of the same library, header and flags)
 #   --clients N        Tcl test clients (default 3, see below)
 #   --jobs N           make -j (default 2)
 #   -h, --help
@@ -22,17 +23,21 @@
 # root the first time (it adds a deb-src entry and runs apt-get update).
 #
 # What it does, and why:
-# - Source: Debian's own source package, `apt-get source --download-only
-#   redis`, unpacked with `dpkg-source -x --skip-patches`. The orig tarball is
-#   the upstream redis-7.0.15 release tarball and carries every bundled dep
-#   (deps/hiredis, lua, linenoise, hdr_histogram, jemalloc). Debian's patches
-#   are skipped: the packaging ones make its build link the system jemalloc
-#   (USE_SYSTEM_JEMALLOC, and they edit src/zmalloc.[ch], the very files we
-#   replace) and set Debian's redis.conf defaults; the rest are CVE backports
-#   whose number grows with every security upload (deb12u7 -> deb12u10 ...)
-#   and which add tests of their own. Unpatched, the tree is byte-for-byte
-#   upstream 7.0.15 whatever Debian revision is current, and the suites we run
-#   are the ones upstream shipped with that code. The version is checked.
+# - Source: Debian's own source package (`apt-get source --download-only
+#   redis=<newest 7.0.15 revision>`), unpacked with `dpkg-source -x
+#   --skip-patches`. The orig tarball is upstream's redis-7.0.15 release
+#   tarball with every bundled dep (deps/hiredis, lua, linenoise,
+#   hdr_histogram, jemalloc). Debian's patches are skipped. Checked in
+#   1~deb12u10: none switches lua or hiredis to system copies (debian/rules
+#   links the system jemalloc through USE_SYSTEM_JEMALLOC=yes, which we don't
+#   pass), so a patched tree would build the same way with MALLOC=libc; but
+#   of its 23 patches, 0004 edits src/zmalloc.[ch], the very files we replace,
+#   0002 edits src/Makefile, the packaging one changes redis.conf, 0001/0003
+#   are portability fixes, and 18 are CVE backports whose set grows with every
+#   security upload (deb12u7 -> deb12u10 ...) and which bring tests of their
+#   own. Unpatched, the tree is
+#   upstream 7.0.15 byte for byte whatever Debian revision is current, and the
+#   suites are the ones upstream shipped with that code (version checked).
 # - Variants, each a fresh `cp -a` of the pristine tree, all `make MALLOC=libc`:
 #     baseline              Redis's own zmalloc
 #     zm-libc, zm-jemalloc  src/zmalloc.h := our include/zmalloc.h (+ the
@@ -62,9 +67,9 @@
 # - Suites: unit/info unit/memefficiency unit/maxmemory unit/type/string
 #   unit/type/list unit/type/hash unit/type/set unit/type/zset unit/expire, in
 #   one `./runtest --clients N --tags -defrag` per variant. N=3: the run is
-#   bound by unit/maxmemory (~35 s, serial), so 3 clients on 2 cores keep it
-#   there without starving timing-sensitive tests. --tags -defrag: the defrag
-#   tests need Redis's active defrag (HAVE_DEFRAG, i.e. je_get_defrag_hint()
+#   bound by unit/maxmemory (35-45 s, serial in one client), so 3 clients on
+#   2 cores keep it there without starving timing-sensitive tests.
+#   --tags -defrag: the defrag tests need Redis's active defrag (HAVE_DEFRAG, i.e. je_get_defrag_hint()
 #   from Redis's patched jemalloc, which no MALLOC=libc build has) and DEBUG
 #   MALLCTL (USE_JEMALLOC); on zm-jemalloc, INFO's mem_allocator says
 #   "jemalloc-5.3.0", so without the tag filter their guard calls DEBUG MALLCTL
@@ -81,7 +86,7 @@ DENY_TAGS=(defrag)
 REDIS_VERSION=7.0.15
 FORTIFY_CFLAGS="-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3"
 
-usage() { sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^# What it does/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "redis-dropin: $*" >&2; exit 2; }
 
 variants_arg="" bench=0 clients=3 jobs=2 work=""
@@ -116,6 +121,21 @@ if ((bench)); then  # the benchmark compares baseline with the unfortified zm bu
   variants=("${bv[@]}")
 fi
 
+# ------------------------------------------------------------------ checks
+need_jemalloc=0
+for v in "${variants[@]}"; do [[ $v == zm-jemalloc* ]] && need_jemalloc=1; done
+missing=()
+for c in make gcc cmake tclsh; do command -v "$c" >/dev/null || missing+=("$c"); done
+# The header and the library of this machine's own architecture (a foreign
+# libjemalloc-dev, e.g. :arm64, replaces the native one).
+if ((need_jemalloc)) && { [[ ! -e /usr/include/jemalloc/jemalloc.h ]] ||
+                          [[ $(gcc -print-file-name=libjemalloc.so) != /* ]]; }; then
+  missing+=("libjemalloc-dev:$(dpkg --print-architecture 2>/dev/null || echo native)")
+fi
+if ((${#missing[@]})); then
+  die "missing ${missing[*]}: apt-get install -y build-essential cmake dpkg-dev tcl libjemalloc-dev"
+fi
+
 work=${work:-$REPO/build/redis}
 mkdir -p "$work" || die "cannot create $work"
 work=$(cd "$work" && pwd)
@@ -142,23 +162,14 @@ timed() {  # timed NAME CMD...: runs CMD, records its seconds under NAME
   return $rc
 }
 
-# ------------------------------------------------------------------ checks
-need_jemalloc=0
-for v in "${variants[@]}"; do [[ $v == zm-jemalloc* ]] && need_jemalloc=1; done
-missing=()
-for c in make gcc cmake tclsh; do command -v "$c" >/dev/null || missing+=("$c"); done
-((need_jemalloc)) && [[ ! -e /usr/include/jemalloc/jemalloc.h ]] && missing+=(libjemalloc-dev)
-if ((${#missing[@]})); then
-  die "missing ${missing[*]}: apt-get install -y build-essential cmake dpkg-dev tcl libjemalloc-dev"
-fi
-
 # ------------------------------------------------------------------ source
 pristine=$work/redis-$REDIS_VERSION
 codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 
 # Adds deb-src entries mirroring the Debian entries this machine already uses
-# (same URIs, suites of this release, component main, same Signed-By), in
-# one file of ours. Idempotent: nothing is written when any deb-src is there.
+# (same URIs and Signed-By; the release's own, -updates and -security suites;
+# component main), in one file of ours. Idempotent: nothing is written when
+# any deb-src entry is there already.
 ensure_deb_src() {
   local d=/etc/apt/sources.list.d f
   if grep -qsE '^[[:space:]]*deb-src[[:space:]]|^Types:.*deb-src' /etc/apt/sources.list "$d"/*.list "$d"/*.sources; then
@@ -166,13 +177,15 @@ ensure_deb_src() {
   fi
   [[ -n $codename ]] || { echo "no VERSION_CODENAME in /etc/os-release" >&2; return 1; }
   [[ $(id -u) == 0 ]] || { echo "adding a deb-src entry needs root" >&2; return 1; }
-  if compgen -G "$d/*.sources" >/dev/null; then
-    # deb822: one Types: deb-src stanza per Types: deb stanza with our suites.
-    awk -v cn="$codename" '
-      function flush(   i, n, s, out, keep) {
+  local srcs=() lists=()
+  for f in "$d"/*.sources; do [[ -f $f ]] && srcs+=("$f"); done
+  for f in /etc/apt/sources.list "$d"/*.list; do [[ -f $f ]] && lists+=("$f"); done
+  # deb822 (*.sources): one Types: deb-src stanza per Types: deb stanza.
+  awk -v cn="$codename" '
+      function flush(   i, n, s, keep) {
         if (types ~ /(^|[ \t])deb([ \t]|$)/ && enabled !~ /^[ \t]*no/ && comps ~ /(^|[ \t])main([ \t]|$)/) {
           n = split(suites, s, /[ \t]+/); keep = ""
-          for (i = 1; i <= n; i++) if (s[i] == cn || index(s[i], cn "-") == 1) keep = keep " " s[i]
+          for (i = 1; i <= n; i++) if (s[i] == cn || s[i] == cn "-updates" || s[i] == cn "-security") keep = keep " " s[i]
           if (keep != "") {
             printf "%sTypes: deb-src\nURIs: %s\nSuites:%s\nComponents: main\n", (nout++ ? "\n" : ""), uris, keep
             if (signed != "") printf "%s", signed
@@ -180,6 +193,7 @@ ensure_deb_src() {
         }
         types = uris = suites = comps = signed = enabled = ""; insig = 0
       }
+      FNR == 1 { flush() }
       /^[ \t]*$/ { flush(); next }
       /^#/ { next }
       /^[ \t]/ { if (insig) signed = signed $0 "\n"; next }
@@ -190,36 +204,45 @@ ensure_deb_src() {
       k == "components:" { comps = v }
       k == "enabled:" { enabled = v }
       k == "signed-by:" { signed = $0 "\n"; insig = 1 }
-      END { flush() }' "$d"/*.sources >"$d/zmalloc-deb-src.sources.tmp"
-    f=$d/zmalloc-deb-src.sources
-  else
-    # One-line format: deb [opts] URI SUITE COMPONENTS...
-    awk -v cn="$codename" '
+      END { flush() }' /dev/null "${srcs[@]}" >"$d/zmalloc-deb-src.sources.tmp"
+  # One-line format (sources.list, *.list): deb [opts] URI SUITE COMPONENTS...
+  awk -v cn="$codename" '
       $1 == "deb" { i = 2; opts = ""; if ($2 ~ /^\[/) { while ($i !~ /\]$/) opts = opts " " $(i++); opts = opts " " $(i++) }
         uri = $i; suite = $(i + 1); main = 0
         for (j = i + 2; j <= NF; j++) if ($j == "main") main = 1
-        if (main && (suite == cn || index(suite, cn "-") == 1)) print "deb-src" opts, uri, suite, "main" }' \
-      /etc/apt/sources.list "$d"/*.list 2>/dev/null >"$d/zmalloc-deb-src.list.tmp"
-    f=$d/zmalloc-deb-src.list
-  fi
-  if [[ ! -s $f.tmp ]]; then
-    rm -f "$f.tmp"
-    echo "found no Debian '$codename' main entry to mirror as deb-src" >&2
-    return 1
-  fi
-  mv "$f.tmp" "$f"
-  echo "added $f:"
-  sed 's/^/    /' "$f"
+        if (main && (suite == cn || suite == cn "-updates" || suite == cn "-security")) print "deb-src" opts, uri, suite, "main" }' \
+      /dev/null "${lists[@]}" >"$d/zmalloc-deb-src.list.tmp"
+  local added=0
+  for f in "$d/zmalloc-deb-src.sources" "$d/zmalloc-deb-src.list"; do
+    if [[ -s $f.tmp ]]; then
+      mv "$f.tmp" "$f"
+      echo "added $f:"
+      sed 's/^/    /' "$f"
+      added=1
+    else
+      rm -f "$f.tmp"
+    fi
+  done
+  ((added)) || { echo "found no Debian '$codename' main entry to mirror as deb-src" >&2; return 1; }
 }
 
 fetch_source() {
   local dl=$work/download dsc
   command -v dpkg-source >/dev/null || { echo "missing dpkg-source: apt-get install -y dpkg-dev" >&2; return 1; }
   ensure_deb_src || return 1
-  apt-get update -qq || return 1
+  # A failing index elsewhere (a mirror mid-sync) need not stop us: what
+  # counts is whether the redis source shows up below.
+  apt-get update -qq || echo "    apt-get update reported errors; going on with the indexes it got" >&2
   rm -rf "$dl" "$pristine.tmp"
   mkdir -p "$dl"
-  (cd "$dl" && apt-get source -qq --download-only -o APT::Sandbox::User=root redis) || return 1
+  # The newest Debian revision of upstream $REDIS_VERSION (not a backport).
+  local v ver=""
+  for v in $(apt-cache showsrc redis 2>/dev/null | sed -n 's/^Version: //p'); do
+    [[ $v =~ ^([0-9]+:)?${REDIS_VERSION//./\\.}- ]] || continue
+    if [[ -z $ver ]] || dpkg --compare-versions "$v" gt "$ver"; then ver=$v; fi
+  done
+  [[ -n $ver ]] || { echo "no Debian source of redis $REDIS_VERSION (apt-cache showsrc redis)" >&2; return 1; }
+  (cd "$dl" && apt-get source -qq --download-only -o APT::Sandbox::User=root "redis=$ver") || return 1
   dsc=$(ls "$dl"/redis_*.dsc 2>/dev/null | head -1)
   [[ -n $dsc ]] || { echo "apt-get source left no .dsc" >&2; return 1; }
   dpkg-source -x --skip-patches "$dsc" "$pristine.tmp" >"$logs/dpkg-source.log" 2>&1 ||
@@ -253,9 +276,10 @@ build_lib() {
     return 1
   fi
   # deps/hdr_histogram links against these names (see the top of this file).
-  local s missing=()
+  local s syms missing=()
+  syms=$(nm -g --defined-only "$dir/libzmalloc.a" 2>/dev/null)
   for s in zmalloc zcalloc_num zrealloc zfree; do
-    nm -g --defined-only "$dir/libzmalloc.a" 2>/dev/null | grep -qE " T $s\$" || missing+=("$s")
+    grep -qE " T $s\$" <<<"$syms" || missing+=("$s")
   done
   if ((${#missing[@]})); then
     echo "    note: libzmalloc.a defines no ${missing[*]}: Redis's deps/hdr_histogram calls them" \
@@ -310,6 +334,14 @@ patch_tree() {
     grep -qF "FINAL_LIBS=-lm $libs" "$dir/src/Makefile"
 }
 
+# What a variant's build depends on besides Redis's tree and deps.
+build_key() {
+  local v=$1 be=$2
+  make_vars "$v"
+  echo "$(cat "$pristine/.dropin-source") ${MV[*]}"
+  [[ -n $be ]] && (cd "$work/zmalloc-$be" && md5sum "$REPO/include/zmalloc.h" libzmalloc.a include/zmalloc_config.h)
+}
+
 build_variant() {
   local v=$1 dir=$work/variants/$1 log=$logs/$1.build.log be=""
   [[ $v == zm-libc* ]] && be=libc
@@ -318,7 +350,15 @@ build_variant() {
     echo "    zmalloc ($be) did not build" >"$log"
     return 1
   fi
-  rm -rf "$dir"
+  local key
+  key=$(build_key "$v" "$be")
+  # --bench reuses a build of the same library, header and flags; the test
+  # run always builds afresh.
+  if ((bench)) && [[ -x $dir/src/redis-server && -f $dir.key && $(cat "$dir.key") == "$key" ]]; then
+    echo "    reusing $dir (same library, header and flags)"
+    return 0
+  fi
+  rm -rf "$dir" "$dir.key"
   cp -a "$pristine" "$dir" || return 1
   if [[ -n $be ]]; then
     patch_tree "$dir" "$be" || { echo "    patching the tree failed" | tee "$log"; return 1; }
@@ -326,17 +366,21 @@ build_variant() {
   echo "    tree changes vs pristine:"
   diff -ru "$pristine" "$dir" | sed -n '/^diff \|^Only in \|^[-+]FINAL_LIBS/p' | sed "s|$work/||g; s/^/      /"
   make_vars "$v"
-  echo "    make -C src -j$jobs ${MV[*]}"
+  echo "    make -C src -j$jobs$(printf ' %q' "${MV[@]}")"
   # Settings first (Redis's Makefile would otherwise distclean deps/), then
   # the prebuilt deps, then the build.
   make -C "$dir/src" "${MV[@]}" DEPENDENCY_TARGETS= persist-settings >"$log" 2>&1 &&
     rm -rf "$dir/deps" && cp -a "$depstree/deps" "$dir/deps" &&
-    make -C "$dir/src" -j "$jobs" V=1 "${MV[@]}" all >>"$log" 2>&1
+    make -k -C "$dir/src" -j "$jobs" V=1 "${MV[@]}" all >>"$log" 2>&1
   local rc=$?
   if ((rc)) || [[ ! -x $dir/src/redis-server || ! -x $dir/src/redis-benchmark || ! -x $dir/src/redis-cli ]]; then
-    echo "    BUILD FAILED (log: $log); errors:"
-    grep -E 'error:|undefined reference|multiple definition|No rule to make' "$log" | sed "s|$dir/||g" |
-      sort | uniq -c | sort -rn | head -25 | sed 's/^/      /'
+    echo "    BUILD FAILED (log: $log); errors (make -k: all of them), with the Redis lines they come from:"
+    grep -E 'error:|undefined reference|multiple definition|No rule to make|note: in expansion of macro' "$log" |
+      sed "s|$dir/||g; s|^/usr/bin/ld: ||" | awk '!seen[$0]++' | head -40 | sed 's/^/      /'
+    return 1
+  fi
+  if [[ -n $be && $(nm "$dir/src/redis-server" 2>/dev/null | grep -c ' [Tt] zm_malloc$') == 0 ]]; then
+    echo "    redis-server does not contain zm_malloc: libzmalloc.a was not linked"
     return 1
   fi
   if [[ $v == *-fortify ]]; then
@@ -349,7 +393,9 @@ build_variant() {
       return 1
     fi
   fi
-  grep -E 'warning:' "$log" | grep -v '^ldump.c' | sort -u | head -10 | sed 's/^/    warning: /'
+  # Upstream's one warning (deps/lua) is built once in deps; any here is new.
+  grep -E 'warning:' "$log" | sort -u | head -10 | sed 's/^/    /'
+  echo "$key" >"$dir.key"
   return 0
 }
 
@@ -557,14 +603,14 @@ bench() {
         sed -n 's/^\([A-Z]*\): \([0-9.]*\) requests per second.*/\1 \2/p' >"$bdir/$v/round$r.txt"
     done
   done
-  printf '%-8s' "test"; for v in "${variants[@]}"; do printf '%32s' "$v median (rounds)"; done; echo
-  for t in SET GET; do
-    printf '%-8s' "$t"
-    for v in "${variants[@]}"; do
+  printf '  %-14s %-44s %s\n' variant "SET median (rounds 1, 2, 3)" "GET median (rounds 1, 2, 3)"
+  for v in "${variants[@]}"; do
+    printf '  %-14s' "$v"
+    for t in SET GET; do
       local vals med
       vals=$(for r in 1 2 3; do sed -n "s/^$t //p" "$bdir/$v/round$r.txt"; done)
       med=$(sort -n <<<"$vals" | sed -n 2p)
-      printf '%32s' "$med ($(tr '\n' ' ' <<<"$vals" | sed 's/ $//; s/ /, /g'))"
+      printf ' %-44s' "${med:-?} ($(tr '\n' ' ' <<<"$vals" | sed 's/ $//; s/ /, /g'))"
     done
     echo
   done

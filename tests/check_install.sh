@@ -24,7 +24,7 @@ C
 libdir=$(pkg-config --variable=libdir zmalloc)
 "$cc" -o "$prefix/user_shared" "$prefix/user.c" $(pkg-config --cflags --libs zmalloc) -Wl,-rpath,"$libdir"
 "$prefix/user_shared"
-readelf -d "$libdir/libzmalloc.so" | grep -q 'SONAME.*libzmalloc.so.0'
+readelf -d "$libdir/libzmalloc.so" | grep -q 'SONAME.*\[libzmalloc\.so\.1\]'
 # Exactly the README's instruction for a static link.
 "$cc" -o "$prefix/user_static" "$prefix/user.c" $(pkg-config --cflags --libs zmalloc-static)
 "$prefix/user_static"

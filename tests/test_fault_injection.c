@@ -3,9 +3,11 @@
  * n in 1..N with allocation n made to fail (and again with n and every later
  * one failing). After each run: exactly the injected failures were reported,
  * each to the right caller with the right size, a failed realloc left its
- * block intact and counted, the counter equals the sum of zm_size() over the
- * blocks the workload holds at every step, and freeing them all brings the
- * counter back to its baseline. Needs a ZMALLOC_TESTING build. */
+ * block intact and counted, the counter equals the sum of zt_expected_size()
+ * (the allocator's own size, or request + header: not zm_size(), the code
+ * under test) over the blocks the workload holds at every step, and freeing
+ * them all brings the counter back to its baseline. Needs a ZMALLOC_TESTING
+ * build. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -75,8 +77,20 @@ static void check_prefix(int s, const void *ptr, size_t len) {
 
 static void check_accounting(void) {
     size_t sum = 0;
-    for (int i = 0; i < NSLOTS; i++) sum += zm_size(tab[i].p);
+    for (int i = 0; i < NSLOTS; i++)
+        if (tab[i].p) sum += zt_expected_size(tab[i].p, tab[i].len);
     assert_int_equal(zm_used_memory(), g_base + sum);
+}
+
+/* What zm_usable_size() must report for a block of `requested` bytes: the
+ * allocator's usable size, or in size-header mode the request itself. */
+static size_t expected_usable(const void *p, size_t requested) {
+#ifdef ZM_SIZE_HEADER
+    (void)p;
+    return requested;
+#else
+    return zt_expected_size(p, requested);
+#endif
 }
 
 static void begin(int kind, int slot, size_t req, int is_realloc) {
@@ -126,7 +140,9 @@ static void end(void *r, size_t u) {
     }
     assert_non_null(r);
     assert_int_equal(oom_calls, cur.oom_before);
-    if (u != SIZE_MAX) assert_int_equal(u, zm_usable_size(r));
+    if (u != SIZE_MAX) assert_int_equal(u, expected_usable(r, cur.req));
+    assert_int_equal(zm_usable_size(r), expected_usable(r, cur.req));
+    assert_int_equal(zm_size(r), zt_expected_size(r, cur.req));
     assert_true(zm_usable_size(r) >= cur.req);
     if (cur.zero) {
         const unsigned char *p = r;
@@ -144,7 +160,7 @@ static void end(void *r, size_t u) {
 static void release(int s, int how) {
     void *p = tab[s].p;
     if (!p) return;
-    size_t usable = zm_usable_size(p), u = 12345;
+    size_t usable = expected_usable(p, tab[s].len), u = 12345;
     tab[s].p = NULL;
     switch (how) {
     case 0: zm_free(p); break;

@@ -43,12 +43,16 @@ static void *first_allocation(void *arg) {
 
 static void test_thread_registration(void **state) {
     (void)state;
+    size_t base = zm_used_memory();
     void *p = NULL;
     pthread_t t;
     pthread_create(&t, NULL, first_allocation, &p);
     pthread_join(t, NULL);
     assert_int_equal(calls_during_first_alloc, 1);
+    /* and the registration lost nothing: the block is counted, exactly */
+    assert_int_equal(zt_used_since(base), zt_expected_size(p, 10));
     zm_free(p);
+    assert_int_equal(zt_used_since(base), 0);
 }
 
 static void test_queries(void **state) {
@@ -59,7 +63,9 @@ static void test_queries(void **state) {
     (void)zm_used_memory_peak();
     zm_reset_peak();
     zm_set_limit(1 << 30);
+    size_t base = zm_used_memory();
     void *p = zm_malloc(100);
+    long long grown = zt_used_since(base), expect = (long long)zt_expected_size(p, 100);
     zm_free(p);
     zm_set_limit(0);
     (void)zm_get_rss();
@@ -71,6 +77,7 @@ static void test_queries(void **state) {
     (void)zm_get_proc_stat_ll(1, &v);
     (void)zm_get_fragmentation_ratio(1000);
     assert_int_equal(atomic_load(&heap_calls) - before, 2); /* the malloc and free above */
+    assert_int_equal(grown, expect); /* and the block was counted exactly */
 }
 
 int main(int argc, char **argv) {

@@ -357,23 +357,15 @@ static void test_reader_never_sees_a_figure_that_did_not_happen(void **state) {
     assert_int_equal(zm_used_memory(), base);
 }
 
-/* A failed test must not leave a limit or a handler to the next. */
-static int reset(void **state) {
-    (void)state;
-    zm_set_limit(0);
-    zm_set_oom_handler(NULL);
-    return 0;
-}
-
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_probe_keeps_mmap_threshold, reset),
-        cmocka_unit_test_teardown(test_fork_inside_publish, reset),
-        cmocka_unit_test_teardown(test_first_count_in_last_destructor_round, reset),
-        cmocka_unit_test_teardown(test_shrink_over_limit, reset),
-        cmocka_unit_test_teardown(test_large_allocation_always_in_peak, reset),
-        cmocka_unit_test_teardown(test_no_tcache_failure_reaches_oom_handler, reset),
-        cmocka_unit_test_teardown(test_reader_never_sees_a_figure_that_did_not_happen, reset),
+        cmocka_unit_test_teardown(test_probe_keeps_mmap_threshold, zt_reset_settings),
+        cmocka_unit_test_teardown(test_fork_inside_publish, zt_reset_settings),
+        cmocka_unit_test_teardown(test_first_count_in_last_destructor_round, zt_reset_settings),
+        cmocka_unit_test_teardown(test_shrink_over_limit, zt_reset_settings),
+        cmocka_unit_test_teardown(test_large_allocation_always_in_peak, zt_reset_settings),
+        cmocka_unit_test_teardown(test_no_tcache_failure_reaches_oom_handler, zt_reset_settings),
+        cmocka_unit_test_teardown(test_reader_never_sees_a_figure_that_did_not_happen, zt_reset_settings),
     };
     return zt_run(tests, argc, argv, NULL, NULL);
 }

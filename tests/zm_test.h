@@ -14,12 +14,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define ZT_HAVE_VALGRIND_H 1
-#endif
-#endif
 /* cmocka.h after its prerequisites */
 #include <cmocka.h>
 
@@ -48,50 +42,17 @@ static inline int zt__run(const struct CMUnitTest *tests, size_t n, int argc, ch
     return failed;
 }
 
-/* ZT_SANITIZED: built with ASan or TSan, by gcc (__SANITIZE_*__) or clang
- * (__has_feature). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define ZT_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define ZT_SANITIZED 1
-#endif
-#endif
 
-/* The bytes a block of `requested` bytes must be accounted for, from a
- * source that is not the code under test: the allocator's own size function,
- * or (size-header mode) the request plus the header. */
-#if defined(ZM_SIZE_HEADER)
-#include <stdalign.h>
-static inline size_t zt_expected_size(const void *p, size_t requested) {
-    (void)p;
-    return requested + alignof(max_align_t);
+#include "zt_expected.h"
+
+/* Teardown for tests that set a limit or a handler: a failed test must not
+ * leave either to the next. */
+static inline int zt_reset_settings(void **state) {
+    (void)state;
+    zm_set_limit(0);
+    zm_set_oom_handler(NULL);
+    return 0;
 }
-#elif defined(ZM_TEST_BACKEND_jemalloc)
-#include <jemalloc/jemalloc.h>
-static inline size_t zt_expected_size(const void *p, size_t requested) {
-    (void)requested;
-    return sallocx((void *)p, 0);
-}
-#elif defined(ZM_TEST_BACKEND_tcmalloc)
-#include <gperftools/tcmalloc.h>
-static inline size_t zt_expected_size(const void *p, size_t requested) {
-    (void)requested;
-    return tc_malloc_size((void *)p);
-}
-#elif defined(ZM_TEST_BACKEND_mimalloc)
-#include <mimalloc.h>
-static inline size_t zt_expected_size(const void *p, size_t requested) {
-    (void)requested;
-    return mi_usable_size(p);
-}
-#else
-#include <malloc.h>
-static inline size_t zt_expected_size(const void *p, size_t requested) {
-    (void)requested;
-    return malloc_usable_size((void *)p);
-}
-#endif
 
 /* Used memory as an exact signed difference from a baseline. */
 static inline long long zt_used_since(size_t base) {
@@ -105,16 +66,6 @@ static inline size_t zt_opaque(size_t x) {
     return x;
 }
 
-/* Whether the test runs under valgrind: ZMALLOC_UNDER_VALGRIND=1 (set by the
- * "valgrind" configuration of scripts/test-all.sh) or RUNNING_ON_VALGRIND. */
-static inline int zt_under_valgrind(void) {
-    const char *e = getenv("ZMALLOC_UNDER_VALGRIND");
-    if (e && *e && strcmp(e, "0") != 0) return 1;
-#ifdef ZT_HAVE_VALGRIND_H
-    if (RUNNING_ON_VALGRIND) return 1;
-#endif
-    return 0;
-}
 
 /* Runs fn(arg) in a fork child under an alarm(alarm_s) watchdog and returns
  * its result (0..255), or 100 + the signal that killed it. Under valgrind the
