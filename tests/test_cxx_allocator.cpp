@@ -268,7 +268,7 @@ static void over_aligned() {
     ZX_CHECK(zm::aligned_try_malloc(100, 0) == nullptr);
     ZX_CHECK(zm::aligned_try_malloc(100, 48) == nullptr);
     ZX_CHECK(zm::aligned_try_malloc(SIZE_MAX - 10, 64) == nullptr);
-    ZX_CHECK(zm::aligned_try_malloc(100, (size_t)1 << 63) == nullptr);
+    ZX_CHECK(zm::aligned_try_malloc(100, (SIZE_MAX >> 1) + 1) == nullptr); /* the top bit */
     zm::aligned_free(nullptr);
     ZX_CHECK_EQ(used_since(base), 0);
 }

@@ -371,7 +371,7 @@ static unsigned race_rnd(unsigned *s) {
  * holding what it holds. */
 static void *race_alloc(void *arg) {
     racer *r = arg;
-    long min_ops = zt_under_valgrind() ? 2000 : 20000;
+    long min_ops = zt_slow() ? 2000 : 20000;
     for (r->ops = 0; r->ops < min_ops || !r->failed || !r->try_failed; r->ops++) {
         int i = (int)(race_rnd(&r->seed) % RACE_SLOTS);
         if (r->p[i]) {

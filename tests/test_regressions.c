@@ -342,7 +342,7 @@ static void test_reader_never_sees_a_figure_that_did_not_happen(void **state) {
     atomic_store(&race_stop, 0);
     pthread_t t;
     pthread_create(&t, NULL, race_mutator, blocks);
-    long reads = zt_under_valgrind() ? 20000 : 2000000, bad = 0;
+    long reads = zt_slow() ? 20000 : 2000000, bad = 0;
     size_t worst = base;
     for (long i = 0; i < reads; i++) {
         size_t v = zm_used_memory();

@@ -37,6 +37,17 @@ static inline int zt_under_valgrind(void) {
     return 0;
 }
 
+/* Whether the test runs under an emulator (qemu-user for a cross build: the
+ * toolchain file's CMAKE_CROSSCOMPILING_EMULATOR sets ZMALLOC_UNDER_EMULATOR).
+ * It runs 10-50x slower, and emulates some of Linux only in part. */
+static inline int zt_under_emulator(void) {
+    const char *e = getenv("ZMALLOC_UNDER_EMULATOR");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
+/* Valgrind or an emulator: stress counts are cut to keep run times sane. */
+static inline int zt_slow(void) { return zt_under_valgrind() || zt_under_emulator(); }
+
 /* The bytes a block of `requested` bytes must be accounted for, from a
  * source that is not the code under test: the allocator's own size function,
  * or (size-header mode) the request plus the header. */
