@@ -21,10 +21,17 @@ int zm__je_own_malloc;
 int zm__je_classes_ok;
 __thread volatile uint64_t *zm__je_deallocated __attribute__((tls_model("initial-exec")));
 
+/* "thread.deallocatedp" as a MIB, looked up at load time: that also sets up
+ * jemalloc's mallctl tree before any fork (setting it up first in a fork
+ * child hung under ASan), and saves the name lookup per thread. */
+static size_t deallocated_mib[2], deallocated_miblen;
+
 volatile uint64_t *zm__je_find_deallocated(void) {
     uint64_t *p = NULL;
     size_t len = sizeof p;
-    if (mallctl("thread.deallocatedp", &p, &len, NULL, 0) != 0) return NULL;
+    if (deallocated_miblen == 0 ||
+        mallctlbymib(deallocated_mib, deallocated_miblen, &p, &len, NULL, 0) != 0)
+        return NULL;
     zm__je_deallocated = p;
     return p;
 }
@@ -60,6 +67,9 @@ static int size_classes_agree(void) {
 
 __attribute__((constructor)) static void probe_jemalloc(void) {
     find_own_malloc();
+    deallocated_miblen = sizeof deallocated_mib / sizeof deallocated_mib[0];
+    if (mallctlnametomib("thread.deallocatedp", deallocated_mib, &deallocated_miblen) != 0)
+        deallocated_miblen = 0;
     zm__je_classes_ok = size_classes_agree();
 }
 
