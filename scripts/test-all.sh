@@ -7,9 +7,13 @@ cd "$(dirname "$0")/.."
 
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# name | cmake options. The valgrind configuration runs every test binary
-# under memcheck; --fair-sched keeps busy threads from starving the one that
-# waits on a fork child (valgrind's default lock is unfair).
+# name | cmake options [| environment for cmake, e.g. CC=...]. Every one is
+# built with -Werror (ZMALLOC_WERROR). The valgrind configuration runs every
+# test binary under memcheck; --fair-sched keeps busy threads from starving
+# the one that waits on a fork child (valgrind's default lock is unfair).
+# musl builds with musl-gcc on the header-only cmocka shim (Debian's cmocka
+# is built for glibc); i386 and arm64 are cross builds (cmake/toolchains/),
+# arm64's tests running under qemu-user.
 configs=(
   "default|"
   "default-testing|-DZMALLOC_TESTING=ON"
@@ -27,6 +31,10 @@ configs=(
   "jemalloc-tsan|-DZMALLOC_BACKEND=jemalloc -DZMALLOC_SANITIZE=thread -DZMALLOC_TESTING=ON"
   "tcmalloc-asan-ubsan|-DZMALLOC_BACKEND=tcmalloc -DZMALLOC_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON"
   "mimalloc-asan-ubsan|-DZMALLOC_BACKEND=mimalloc -DZMALLOC_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON"
+  "musl|-DZMALLOC_CMOCKA_SHIM=ON -DZMALLOC_CXX_TESTS=OFF -DZMALLOC_TESTING=ON|CC=musl-gcc"
+  "i386|-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/i386.cmake -DZMALLOC_TESTING=ON"
+  "arm64|-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/arm64.cmake -DZMALLOC_TESTING=ON"
+  "arm64-size-header|-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/arm64.cmake -DZMALLOC_SIZE_HEADER=ON -DZMALLOC_TESTING=ON"
   "valgrind|-DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON -DCMAKE_CROSSCOMPILING_EMULATOR=env;ZMALLOC_UNDER_VALGRIND=1;valgrind;--fair-sched=yes;--error-exitcode=1;--leak-check=full;--errors-for-leak-kinds=definite,indirect;--quiet"
 )
 
@@ -51,13 +59,13 @@ count_ctest() {
   total_skip=$((total_skip + skip))
 }
 for entry in "${configs[@]}"; do
-  name=${entry%%|*}
-  opts=${entry#*|}
+  IFS='|' read -r name opts env <<<"$entry"
   if ((${#wanted[@]})) && [[ " ${wanted[*]} " != *" $name "* ]]; then continue; fi
   echo "=== $name: cmake $opts"
   dir=build/$name
   # shellcheck disable=SC2086
-  if cmake -S . -B "$dir" -DZMALLOC_BUILD_BENCH=ON -DZMALLOC_BUILD_EXAMPLES=ON $opts >"$dir.configure.log" 2>&1 \
+  if env $env cmake -S . -B "$dir" -DZMALLOC_WERROR=ON -DZMALLOC_BUILD_BENCH=ON -DZMALLOC_BUILD_EXAMPLES=ON $opts \
+       >"$dir.configure.log" 2>&1 \
      && cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1; then
     if ! (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 600) | tee "$dir.ctest.log"; then
       failed+=("$name")
@@ -74,8 +82,39 @@ if [[ -x build/default/bench/bench_overhead ]]; then
   build/default/bench/bench_overhead --quick
 fi
 
+# Adds one pass or fail to the totals.
+tally() { # name status
+  if (($2 == 0)); then total_pass=$((total_pass + 1)); else failed+=("$1"); total_fail=$((total_fail + 1)); fi
+}
+want() { ((${#wanted[@]} == 0)) || [[ " ${wanted[*]} " == *" $1 "* ]]; }
+
+# The Debian packages: built from the default build, installed, used through
+# pkg-config and find_package, removed.
+if want deb && [[ -d build/default ]]; then
+  echo "=== deb: scripts/check-deb.sh build/default"
+  scripts/check-deb.sh build/default
+  tally deb $?
+fi
+
+# Redis 7.0.15 from Debian's source package, on this library (libc and
+# jemalloc backends, plain and _FORTIFY_SOURCE=3) and on its own zmalloc as
+# the baseline: each variant's Tcl suites must end with 0 [err] and 0
+# [exception]. One pass or fail per variant.
+if want redis; then
+  echo "=== redis: scripts/redis-dropin.sh"
+  scripts/redis-dropin.sh | tee build/redis-dropin.log
+  rc=${PIPESTATUS[0]}
+  n=0
+  while read -r _ variant ok _ err _ exc _; do
+    variant=${variant%:}
+    n=$((n + 1))
+    if [[ $err == 0 && $exc == 0 && $ok -gt 0 ]]; then tally "redis-$variant" 0; else tally "redis-$variant" 1; fi
+  done < <(grep -E '^redis [a-z-]+: [0-9]+ ok, [0-9]+ err, [0-9]+ exception' build/redis-dropin.log | sort -u)
+  if ((rc != 0 || n == 0)); then tally "redis (script exit $rc, $n variants)" 1; fi
+fi
+
 # The libFuzzer targets, FUZZ_SECONDS (default 60) each; clang only.
-if ((${#wanted[@]} == 0)) || [[ " ${wanted[*]} " == *" fuzz "* ]]; then
+if want fuzz; then
   if command -v clang++ >/dev/null; then
     echo "=== fuzz: scripts/fuzz.sh ${FUZZ_SECONDS:-60}"
     if FUZZ_JOBS=$jobs scripts/fuzz.sh "${FUZZ_SECONDS:-60}"; then

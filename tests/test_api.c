@@ -302,6 +302,9 @@ static void test_default_handler_aborts(void **state) {
     assert_true(n > 0);
     char expect[128];
     snprintf(expect, sizeof expect, "zmalloc: out of memory trying to allocate %zu bytes\n", SIZE_MAX);
+    /* Only the first line: an emulator (qemu-user) adds its own about the abort. */
+    char *nl = strchr(buf, '\n');
+    if (nl) nl[1] = '\0';
     assert_string_equal(buf, expect);
 }
 
