@@ -80,7 +80,10 @@ static int64_t sample_exact(void) {
 }
 
 /* The estimate moved by delta; only if it now passes the peak can the exact
- * figure have done so by more than the estimate's error. */
+ * figure have done so by more than the estimate's error.
+ * Ordering: relaxed is enough on any CPU. The estimate orders nothing: it
+ * only decides whether to take the lock (whose acquire and release order the
+ * exact sum) and bounds the limit check, whose overshoot is documented. */
 static void add_published(int64_t delta) {
     int64_t est = atomic_fetch_add_explicit(&g.published, delta, memory_order_relaxed) + delta;
     if (est > atomic_load_explicit(&g.peak, memory_order_relaxed)) sample_exact();
@@ -91,6 +94,8 @@ static void add_shared(int64_t delta) {
     add_published(delta);
 }
 
+/* Ordering: the owner alone writes its mark and balance; readers of the
+ * balance (under the lock) need only a value from its modification order. */
 static void publish(zm__slot *s, int64_t balance) {
     int64_t delta = balance - s->mark;
     s->mark = balance;
@@ -152,7 +157,10 @@ static void retire_stale_slots(pthread_t self) {
 }
 
 /* Key destructor: runs when a registered thread exits. Counts after it (other
- * destructors may still allocate or free) go to the shared counters. */
+ * destructors may still allocate or free) go to the shared counters.
+ * Ordering: the owner's last balance store precedes its lock acquire here,
+ * so the fold under the lock reads it; "retired" changes under the lock or by
+ * atomic adds, and every reader of it holds the lock. */
 static void thread_exit(void *arg) {
     pthread_mutex_lock(&g.lock);
     retire_slot(arg);
@@ -206,6 +214,10 @@ static zm__slot *register_thread(void) {
         tls_state = THREAD_DEAD; /* no exit hook: never enter the registry */
         return NULL;
     }
+    /* Ordering: the zeroed balance is stored before the slot is linked under
+     * the lock; a reader acquires that lock before it reads the slot, so on a
+     * weakly ordered CPU too it sees 0 or later, never the slot's former
+     * owner's last value. */
     atomic_store_explicit(&s->balance, 0, memory_order_relaxed);
     s->mark = 0;
     pthread_mutex_lock(&g.lock);

@@ -68,7 +68,10 @@ static inline void zm__count(int64_t delta) {
         zm__count_slow(s, b, delta);
 }
 
-/* Whether a request may go ahead without the slow check. */
+/* Whether a request may go ahead without the slow check. Ordering: relaxed;
+ * a thread that reads the bound just before zm_set_limit() changes it lets
+ * one request pass unchecked, which the limit's documented overshoot (requests
+ * in flight) covers. */
 static inline int zm__request_small(size_t request) {
     return zm_likely(request < atomic_load_explicit(&zm__request_bound, memory_order_relaxed));
 }
