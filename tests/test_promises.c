@@ -53,6 +53,7 @@ static void counting_oom(size_t size) {
 
 /* ---- zm_free_with_size: a wrong size aborts in ZMALLOC_TESTING builds ---- */
 
+#ifdef ZMALLOC_TESTING
 static int free_with_size_off_by(void *arg) {
     long delta = *(long *)arg;
     size_t u;
@@ -60,6 +61,7 @@ static int free_with_size_off_by(void *arg) {
     zm_free_with_size(p, (size_t)((long)u + delta));
     return 0; /* reached only when the wrong size went unnoticed */
 }
+#endif
 
 static void test_free_with_size_wrong_size_aborts(void **state) {
     (void)state;
