@@ -23,16 +23,6 @@ static void counting_oom(size_t size) {
     if (oom_jumps) longjmp(oom_jump, 1);
 }
 
-/* What zm_usable_size() must report for a block of `requested` bytes: the
- * allocator's usable size, or in size-header mode the request itself. */
-static size_t expected_usable(const void *p, size_t requested) {
-#ifdef ZM_SIZE_HEADER
-    (void)p;
-    return requested;
-#else
-    return zt_expected_size(p, requested);
-#endif
-}
 
 static int setup_handler(void **state) {
     (void)state;
@@ -59,7 +49,7 @@ static void test_counts_exact_sizes(void **state) {
         blocks[i] = zm_malloc(n);
         assert_non_null(blocks[i]);
         assert_int_equal(zm_size(blocks[i]), zt_expected_size(blocks[i], n));
-        assert_int_equal(zm_usable_size(blocks[i]), expected_usable(blocks[i], n));
+        assert_int_equal(zm_usable_size(blocks[i]), zt_expected_usable(blocks[i], n));
         assert_true(zm_usable_size(blocks[i]) >= n);
         sum += zt_expected_size(blocks[i], n);
         assert_int_equal(zt_used_since(base), sum);
@@ -125,25 +115,25 @@ static void test_usable_family(void **state) {
     size_t base = zm_used_memory(), u = 0, freed = 0;
     char *p = zm_malloc_usable(100, &u);
     assert_true(u >= 100);
-    assert_int_equal(u, expected_usable(p, 100));
+    assert_int_equal(u, zt_expected_usable(p, 100));
     assert_int_equal(u, zm_usable_size(p));
     assert_ptr_equal(zm_extend_to_usable(p, u), p); /* the same block, only retyped */
     memset(zm_extend_to_usable(p, u), 1, u);
     size_t u2 = 0;
     p = zm_realloc_usable(p, 5000, &u2);
     assert_true(u2 >= 5000);
-    assert_int_equal(u2, expected_usable(p, 5000));
+    assert_int_equal(u2, zt_expected_usable(p, 5000));
     assert_int_equal(u2, zm_usable_size(p));
     assert_int_equal(p[99], 1);
     size_t u3 = 0;
     char *q = zm_calloc_usable(33, &u3);
-    assert_int_equal(u3, expected_usable(q, 33));
+    assert_int_equal(u3, zt_expected_usable(q, 33));
     size_t u4 = 0, u5 = 0, u6 = 0;
     void *r = zm_try_malloc_usable(10, &u4), *s = zm_try_calloc_usable(20, &u5);
-    assert_int_equal(u4, expected_usable(r, 10));
+    assert_int_equal(u4, zt_expected_usable(r, 10));
     r = zm_try_realloc_usable(r, 40, &u6);
-    assert_int_equal(u5, expected_usable(s, 20));
-    assert_int_equal(u6, expected_usable(r, 40));
+    assert_int_equal(u5, zt_expected_usable(s, 20));
+    assert_int_equal(u6, zt_expected_usable(r, 40));
     assert_int_equal(zt_used_since(base), zt_expected_size(p, 5000) + zt_expected_size(q, 33) +
                                               zt_expected_size(r, 40) + zt_expected_size(s, 20));
     /* usable may be NULL: the block is still made and counted */
@@ -153,7 +143,7 @@ static void test_usable_family(void **state) {
                                               zt_expected_size(r, 40) + zt_expected_size(s, 20) +
                                               zt_expected_size(t, 70));
     zm_free_usable(t, NULL);
-    size_t pu = expected_usable(p, 5000);
+    size_t pu = zt_expected_usable(p, 5000);
     zm_free_usable(p, &freed);
     assert_int_equal(freed, pu);
     zm_free_usable(q, NULL);
@@ -314,7 +304,7 @@ static void test_free_with_size_counts(void **state) {
     for (size_t n = 1; n < 1 << 20; n = n * 2 + 3) {
         size_t u;
         void *p = zm_malloc_usable(n, &u);
-        assert_int_equal(u, expected_usable(p, n));
+        assert_int_equal(u, zt_expected_usable(p, n));
         assert_int_equal(zt_used_since(base), zt_expected_size(p, n));
         zm_free_with_size(p, u);
         assert_int_equal(zt_used_since(base), 0);

@@ -82,16 +82,6 @@ static void check_accounting(void) {
     assert_int_equal(zm_used_memory(), g_base + sum);
 }
 
-/* What zm_usable_size() must report for a block of `requested` bytes: the
- * allocator's usable size, or in size-header mode the request itself. */
-static size_t expected_usable(const void *p, size_t requested) {
-#ifdef ZM_SIZE_HEADER
-    (void)p;
-    return requested;
-#else
-    return zt_expected_size(p, requested);
-#endif
-}
 
 static void begin(int kind, int slot, size_t req, int is_realloc) {
     cur.kind = kind;
@@ -140,8 +130,8 @@ static void end(void *r, size_t u) {
     }
     assert_non_null(r);
     assert_int_equal(oom_calls, cur.oom_before);
-    if (u != SIZE_MAX) assert_int_equal(u, expected_usable(r, cur.req));
-    assert_int_equal(zm_usable_size(r), expected_usable(r, cur.req));
+    if (u != SIZE_MAX) assert_int_equal(u, zt_expected_usable(r, cur.req));
+    assert_int_equal(zm_usable_size(r), zt_expected_usable(r, cur.req));
     assert_int_equal(zm_size(r), zt_expected_size(r, cur.req));
     assert_true(zm_usable_size(r) >= cur.req);
     if (cur.zero) {
@@ -160,7 +150,7 @@ static void end(void *r, size_t u) {
 static void release(int s, int how) {
     void *p = tab[s].p;
     if (!p) return;
-    size_t usable = expected_usable(p, tab[s].len), u = 12345;
+    size_t usable = zt_expected_usable(p, tab[s].len), u = 12345;
     tab[s].p = NULL;
     switch (how) {
     case 0: zm_free(p); break;

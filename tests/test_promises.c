@@ -34,16 +34,6 @@
 
 #define BATCH ((size_t)64 * 1024) /* the peak's documented lag per live thread */
 
-/* What zm_usable_size() must report for a block of `requested` bytes: the
- * allocator's usable size, or in size-header mode the request itself. */
-static size_t expected_usable(const void *p, size_t requested) {
-#ifdef ZM_SIZE_HEADER
-    (void)p;
-    return requested;
-#else
-    return zt_expected_size(p, requested);
-#endif
-}
 
 static size_t oom_calls, oom_last;
 static void counting_oom(size_t size) {
@@ -288,15 +278,15 @@ static void test_free_and_shrink_over_limit(void **state) {
     was = (long long)zt_expected_size(f, 50000);
     void *f2 = zm_try_realloc_usable(f, 100, &u);
     assert_non_null(f2);
-    assert_int_equal(u, expected_usable(f2, 100));
+    assert_int_equal(u, zt_expected_usable(f2, 100));
     held += (long long)zt_expected_size(f2, 100) - was;
     assert_int_equal(zt_used_since(base), held);
     /* to its own usable size: no growth, so allowed */
-    size_t bu = expected_usable(b, 5000);
+    size_t bu = zt_expected_usable(b, 5000);
     was = (long long)zt_expected_size(b, 5000);
     void *b2 = zm_realloc(b, bu);
     assert_non_null(b2);
-    size_t b2u = expected_usable(b2, bu);
+    size_t b2u = zt_expected_usable(b2, bu);
     held += (long long)zt_expected_size(b2, bu) - was;
     assert_int_equal(zt_used_since(base), held);
 

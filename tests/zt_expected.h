@@ -85,6 +85,17 @@ static inline size_t zt_expected_size(const void *p, size_t requested) {
 }
 #endif
 
+/* What zm_usable_size() must report for a block of `requested` bytes: the
+ * allocator's usable size, or in size-header mode the request itself. */
+static inline size_t zt_expected_usable(const void *p, size_t requested) {
+#ifdef ZM_SIZE_HEADER
+    (void)p;
+    return requested;
+#else
+    return zt_expected_size(p, requested);
+#endif
+}
+
 /* The figures each backend really has (src/backends/<name>.c): glibc's
  * mallinfo2() gives allocated and active, jemalloc's mallctl all six,
  * tcmalloc's MallocExtension the four it reads, mimalloc only its committed
