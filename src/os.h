@@ -29,6 +29,11 @@ ZM_HIDDEN size_t zm__os_memory_limit(void);
  * errno EINVAL for i < 1, a NULL res, a field past the end or one that is not
  * a number fitting a long long (comm, state, rsslim when unlimited). */
 ZM_HIDDEN int zm__os_proc_stat_ll(int i, long long *res);
+/* Whether valgrind runs a tool that replaces the allocator's functions
+ * (memcheck, helgrind, drd, massif, dhat: each preloads vgpreload_<tool>)
+ * without changing their symbols' addresses; its core alone (cachegrind,
+ * callgrind) leaves them alone. Reads the environment: call at load time. */
+ZM_HIDDEN int zm__os_valgrind_replaces_malloc(void);
 /* madvise(MADV_DONTNEED) the whole pages inside [p, p + size). */
 ZM_HIDDEN void zm__os_dontneed(void *p, size_t size);
 

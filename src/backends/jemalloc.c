@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "os.h"
 #include "zmalloc.h"
 
 #define ZM_STR(x) ZM_STR2(x)
@@ -38,8 +39,11 @@ volatile uint64_t *zm__je_find_deallocated(void) {
 
 /* jemalloc's own malloc and free: the program's when it linked jemalloc ahead
  * of libc, else the ones in the library that holds mallocx (a static
- * jemalloc linked into the program has no such handle: mallocx stays). */
+ * jemalloc linked into the program has no such handle: mallocx stays). Not
+ * under a valgrind tool that replaces malloc: it replaces jemalloc's too, and
+ * sallocx() would then be asked about valgrind's blocks. */
 static void find_own_malloc(void) {
+    if (zm__os_valgrind_replaces_malloc()) return;
     Dl_info x;
     void *sym_mallocx = dlsym(RTLD_DEFAULT, "mallocx");
     if (!sym_mallocx || !dladdr(sym_mallocx, &x) || !x.dli_fname) return;

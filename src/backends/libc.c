@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "os.h"
 #include "zmalloc.h"
 
 /* Whether malloc is glibc's own: not a sanitizer's, valgrind's or another
@@ -13,24 +14,12 @@
 static int malloc_is_glibcs;
 
 #ifdef __GLIBC__
-/* valgrind's memcheck, helgrind, drd, massif and dhat replace malloc without
- * changing the symbol's address; each preloads vgpreload_<tool>. Only its
- * core (all that cachegrind and callgrind load) leaves malloc alone. */
-static int valgrind_replaces_malloc(void) {
-    const char *s = getenv("LD_PRELOAD");
-    while (s && (s = strstr(s, "vgpreload_")) != NULL) {
-        s += sizeof "vgpreload_" - 1;
-        if (strncmp(s, "core", 4) != 0) return 1;
-    }
-    return 0;
-}
-
 static int find_glibc_malloc(void) {
     Dl_info info;
     void *sym = dlsym(RTLD_DEFAULT, "malloc");
     if (!sym || !dladdr(sym, &info) || !info.dli_fname) return 0;
     if (!strstr(info.dli_fname, "/libc.so")) return 0;
-    return !valgrind_replaces_malloc();
+    return !zm__os_valgrind_replaces_malloc();
 }
 #else
 static int find_glibc_malloc(void) { return 0; }

@@ -2,7 +2,7 @@
  * the request; mimalloc.c checks at load time that the formula agrees with
  * real blocks for every bin up to zm__mi_bins_max, and beyond it (or if the
  * formula ever disagrees) the block is asked (mi_usable_size). A free looks
- * the size up once and hands it to mi_free_size(). */
+ * the size up once (for the count) and calls mi_free(). */
 #ifndef ZM_BACKEND_MIMALLOC_H
 #define ZM_BACKEND_MIMALLOC_H
 
@@ -12,7 +12,7 @@
 
 static inline size_t zm__be_usable(const void *p) { return mi_usable_size(p); }
 
-extern ZM_HIDDEN size_t zm__mi_bins_max; /* zm__mi_bin_size() is exact up to here */
+extern ZM_HIDDEN size_t zm__mi_bins_max; /* zm__mi_bin_size() is exact below this (0: never) */
 
 /* mimalloc's bins in 8-byte words, as Debian builds it (MI_ALIGN2W): one
  * word, then even word counts up to 8, then four bins per doubling. */
@@ -32,7 +32,7 @@ static inline void *zm__be_done(void *p, size_t *usable) {
 
 static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
     if (usable && zm_likely(p != NULL))
-        *usable = zm_likely(size <= zm__mi_bins_max) ? zm__mi_bin_size(size) : mi_usable_size(p);
+        *usable = zm_likely(size < zm__mi_bins_max) ? zm__mi_bin_size(size) : mi_usable_size(p);
     return p;
 }
 
@@ -48,7 +48,12 @@ static inline void *zm__be_realloc(void *p, size_t size, size_t *usable) {
     return zm__be_done(mi_realloc(p, size), usable);
 }
 
-static inline void zm__be_free_sized(void *p, size_t size) { mi_free_size(p, size); }
+/* mi_free_size() only checks the size in mimalloc's debug builds, and valgrind
+ * takes it for a sized operator delete[]: plain mi_free() does the same job. */
+static inline void zm__be_free_sized(void *p, size_t size) {
+    (void)size;
+    mi_free(p);
+}
 
 static inline void *zm__be_raw_malloc(size_t size) { return mi_malloc(size); }
 static inline void zm__be_raw_free(void *p) { mi_free(p); }
