@@ -29,6 +29,9 @@ cleanup() {
 trap cleanup EXIT
 
 # dpkg, waiting (up to 2 minutes) while another process holds its lock.
+# The files (not directories) a package installs, as absolute paths.
+deb_files() { dpkg-deb -c "$1" | awk '$NF !~ /\/$/ {print substr($6, 2)}'; }
+
 dpkg_locked() {
   local out i
   for i in $(seq 60); do
@@ -63,7 +66,7 @@ for deb in "${debs[@]}"; do
       echo "$path already exists: not installing over it" >&2
       exit 1
     fi
-  done < <(dpkg-deb -c "$deb" | awk '$NF !~ /\/$/ {print substr($6, 2)}')
+  done < <(deb_files "$deb")
 done
 
 # Everything cmake --install installs is in one of the packages (an install()
@@ -131,6 +134,6 @@ for deb in "${debs[@]}"; do
       echo "$path is still there after the purge" >&2
       exit 1
     fi
-  done < <(dpkg-deb -c "$deb" | awk '$NF !~ /\/$/ {print substr($6, 2)}')
+  done < <(deb_files "$deb")
 done
 echo "check-deb: ok (packages built, installed, used, purged)"

@@ -62,18 +62,23 @@ ZM_INLINE void *finish(void *p, size_t acct, size_t *usable) {
     return p;
 }
 
+/* A request of a batch or more is counted through the large-allocation
+ * path, so that the peak sees every single allocation of that size. (Such a
+ * request always took the slow check: the request bound is at most a batch.) */
+ZM_INLINE void count_growth(size_t request, int64_t delta) {
+    if (request >= (size_t)ZM_PUBLISH_BATCH) zm__count_large(delta);
+    else zm__count(delta);
+}
+
 /* Requests that take the slow check (a limit is set, or the request is a
- * batch or more), out of line so the hot path stays one compare. A large
- * one is counted through the large-allocation path, so that the peak sees
- * every single allocation of a batch or more. */
+ * batch or more), out of line so the hot path stays one compare. */
 __attribute__((noinline)) static void *alloc_checked(size_t size, size_t *usable,
                                                      enum alloc_kind kind) {
     if (!zm__request_allowed(size)) return fail(usable);
     size_t acct;
     void *p = blk_alloc(size, &acct, kind);
     if (zm_unlikely(!p)) return fail(usable);
-    if (size >= (size_t)ZM_PUBLISH_BATCH) zm__count_large((int64_t)acct);
-    else zm__count((int64_t)acct);
+    count_growth(size, (int64_t)acct);
     return finish(p, acct, usable);
 }
 
@@ -103,14 +108,12 @@ ZM_INLINE void *realloc_impl(void *ptr, size_t size, size_t *usable) {
         return NULL;
     }
     size_t growth = size > old ? size - old : 0;
-    int checked = !zm__request_small(growth);
-    if (size >= (size_t)PTRDIFF_MAX || (checked && !zm__request_allowed(growth)))
+    if (size >= (size_t)PTRDIFF_MAX || (!zm__request_small(growth) && !zm__request_allowed(growth)))
         return fail(usable);
     size_t acct;
     void *p = zm__blk_realloc(ptr, size, &acct);
     if (zm_unlikely(!p)) return fail(usable);
-    if (checked && growth >= (size_t)ZM_PUBLISH_BATCH) zm__count_large((int64_t)acct - (int64_t)old);
-    else zm__count((int64_t)acct - (int64_t)old);
+    count_growth(growth, (int64_t)acct - (int64_t)old);
     return finish(p, acct, usable);
 }
 

@@ -121,6 +121,13 @@ static zm__slot *take_slot(void) {
     return g.chunk++;
 }
 
+/* Back onto the free list. Caller holds the lock. */
+static void put_slot(zm__slot *s) {
+    s->prev = NULL;
+    s->next = g.free;
+    g.free = s;
+}
+
 static void link_slot(zm__slot *s) {
     s->prev = NULL;
     s->next = g.head;
@@ -141,9 +148,7 @@ static void retire_slot(zm__slot *s) {
     else g.head = s->next;
     if (s->next) s->next->prev = s->prev;
     atomic_fetch_sub_explicit(&g.live, 1, memory_order_relaxed);
-    s->prev = NULL;
-    s->next = g.free;
-    g.free = s;
+    put_slot(s);
 }
 
 /* Slots whose owner had the calling thread's identity: that thread is gone
@@ -207,8 +212,7 @@ static zm__slot *register_thread(void) {
     if (!s || pthread_setspecific(g.exit_key, s) != 0) {
         if (s) {
             pthread_mutex_lock(&g.lock);
-            s->next = g.free;
-            g.free = s;
+            put_slot(s);
             pthread_mutex_unlock(&g.lock);
         }
         tls_state = THREAD_DEAD; /* no exit hook: never enter the registry */
