@@ -38,8 +38,8 @@ configs=(
   "i386|-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/i386.cmake -DZMALLOC_TESTING=ON"
   "arm64|-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/arm64.cmake -DZMALLOC_TESTING=ON"
   "arm64-size-header|-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/arm64.cmake -DZMALLOC_SIZE_HEADER=ON -DZMALLOC_TESTING=ON"
-  "valgrind|-DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON -DCMAKE_CROSSCOMPILING_EMULATOR=env;ZMALLOC_UNDER_VALGRIND=1;valgrind;--fair-sched=yes;--error-exitcode=1;--leak-check=full;--errors-for-leak-kinds=definite,indirect;--suppressions=$PWD/tests/valgrind.supp;--quiet"
-  "jemalloc-valgrind|-DZMALLOC_BACKEND=jemalloc -DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON -DCMAKE_CROSSCOMPILING_EMULATOR=env;ZMALLOC_UNDER_VALGRIND=1;valgrind;--fair-sched=yes;--error-exitcode=1;--leak-check=full;--errors-for-leak-kinds=definite,indirect;--suppressions=$PWD/tests/valgrind.supp;--quiet"
+  "valgrind|-DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON -DCMAKE_CROSSCOMPILING_EMULATOR=env;ZMALLOC_UNDER_VALGRIND=1;valgrind;--fair-sched=yes;--error-exitcode=1;--leak-check=full;--errors-for-leak-kinds=definite,indirect;--quiet"
+  "jemalloc-valgrind|-DZMALLOC_BACKEND=jemalloc -DCMAKE_BUILD_TYPE=Debug -DZMALLOC_TESTING=ON -DCMAKE_CROSSCOMPILING_EMULATOR=env;ZMALLOC_UNDER_VALGRIND=1;valgrind;--fair-sched=yes;--error-exitcode=1;--leak-check=full;--errors-for-leak-kinds=definite,indirect;--quiet"
 )
 
 wanted=("$@")

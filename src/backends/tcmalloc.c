@@ -5,21 +5,7 @@
 #include <gperftools/malloc_extension_c.h>
 
 #include "backend.h"
-#include "os.h"
 #include "zmalloc.h"
-
-/* 0 until the constructor runs: allocations before it (static initialisers
- * calling operator new) use tc_nallocx, as tc_malloc_size needs tcmalloc's
- * MallocExtension, which may not be registered yet. */
-int zm__tc_ask_block;
-
-/* tc_nallocx() gives what tc_malloc_size() later says of a block, except
- * under a valgrind tool that replaces tc_malloc (its blocks are the size
- * asked). Decided from the environment: allocating here, at load time, would
- * start tcmalloc, which calls operator new, from inside a constructor. */
-__attribute__((constructor)) static void probe_nallocx(void) {
-    zm__tc_ask_block = zm__os_valgrind_replaces_malloc();
-}
 
 static int property(const char *name, size_t *value) {
     *value = 0;

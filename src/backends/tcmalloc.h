@@ -1,6 +1,5 @@
 /* tcmalloc (gperftools). Allocation learns the usable size from
- * tc_nallocx(), a size-class computation (under a valgrind tool, which
- * replaces tc_malloc, the block is asked instead); a free looks the size up once
+ * tc_nallocx(), a size-class computation; a free looks the size up once
  * (tc_malloc_size) and passes it to tc_free_sized(). */
 #ifndef ZM_BACKEND_TCMALLOC_H
 #define ZM_BACKEND_TCMALLOC_H
@@ -12,11 +11,8 @@
 
 static inline size_t zm__be_usable(const void *p) { return tc_malloc_size((void *)p); }
 
-extern ZM_HIDDEN int zm__tc_ask_block; /* a valgrind tool replaced tc_malloc */
-
 static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
-    if (usable && zm_likely(p != NULL))
-        *usable = zm_likely(!zm__tc_ask_block) ? tc_nallocx(size, 0) : zm__be_usable(p);
+    if (usable && zm_likely(p != NULL)) *usable = tc_nallocx(size, 0);
     return p;
 }
 
@@ -35,12 +31,7 @@ static inline void *zm__be_realloc(void *p, size_t size, size_t *usable) {
     return q;
 }
 
-/* valgrind takes tc_free_sized() for a sized operator delete[] and reports a
- * mismatch: under it, plain tc_free(). */
-static inline void zm__be_free_sized(void *p, size_t size) {
-    if (zm_likely(!zm__tc_ask_block)) tc_free_sized(p, size);
-    else tc_free(p);
-}
+static inline void zm__be_free_sized(void *p, size_t size) { tc_free_sized(p, size); }
 
 static inline void *zm__be_raw_malloc(size_t size) { return tc_malloc(size); }
 static inline void zm__be_raw_free(void *p) { tc_free(p); }
