@@ -21,6 +21,10 @@
  *                                                        without a way to bypass it
  *                                                        leaves them out and gets
  *                                                        its plain malloc and free
+ *   void  *zm__be_memalign(size_t align, size_t size, size_t *usable);  align a power
+ *                                                        of two; freed like any block
+ *                                                        (ZM_BE_MEMALIGN; the preload
+ *                                                        library's memalign family)
  *   void  *zm__be_raw_malloc(size_t size);               the allocator's plain malloc and
  *   void   zm__be_raw_free(void *p);                     free, for benchmarks to compare with
  * The allocating calls store the block's usable size in *usable when usable

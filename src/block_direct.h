@@ -14,6 +14,12 @@ static inline void *zm__blk_realloc(void *p, size_t size, size_t *acct) {
 static inline void *zm__blk_malloc_no_tcache(size_t size, size_t *acct) {
     return zm__fault_hit() ? NULL : zm__be_malloc_no_tcache(size, acct);
 }
+#ifdef ZM_BE_MEMALIGN
+#define ZM_BLK_MEMALIGN 1 /* aligned blocks: the preload library's memalign family */
+static inline void *zm__blk_memalign(size_t align, size_t size, size_t *acct) {
+    return zm__fault_hit() ? NULL : zm__be_memalign(align, size, acct);
+}
+#endif
 static inline size_t zm__blk_acct(const void *p) { return zm__be_usable(p); }
 static inline size_t zm__blk_usable(const void *p, size_t acct) {
     (void)p;

@@ -19,7 +19,8 @@ enum thread_state {
 /* Threads without a slot of their own update this one's balance on the hot
  * path (racily, with relaxed atomics: nobody reads it) and always go on to
  * the slow path. */
-static zm__slot placeholder = {.mark = PLACEHOLDER_MARK};
+ZM_HIDDEN zm__slot zm__placeholder = {.mark = PLACEHOLDER_MARK};
+#define placeholder zm__placeholder
 
 __thread zm__slot *zm__tls_slot __attribute__((tls_model("initial-exec"))) = &placeholder;
 static __thread int tls_state;
@@ -148,6 +149,9 @@ static void retire_slot(zm__slot *s) {
     else g.head = s->next;
     if (s->next) s->next->prev = s->prev;
     atomic_fetch_sub_explicit(&g.live, 1, memory_order_relaxed);
+#ifdef ZM_PRELOAD
+    zm__stats_fold(&s->stats);
+#endif
     put_slot(s);
 }
 
@@ -191,6 +195,9 @@ static void fork_child(void) {
     if (self != &placeholder) est += self->mark;
     atomic_store_explicit(&g.published, est, memory_order_relaxed);
     pthread_mutex_init(&g.lock, NULL);
+#ifdef ZM_PRELOAD
+    zm__preload_fork_child();
+#endif
 }
 
 static void init_once(void) {
@@ -270,6 +277,22 @@ int zm__request_allowed(size_t request) {
     if (used < 0) used = 0;
     return (uint64_t)used <= limit && request <= limit - (uint64_t)used;
 }
+
+#ifdef ZM_PRELOAD
+int zm__visit_slots(void (*visit)(const zm__slot *, void *), void *arg, int try_lock,
+                    int64_t *used) {
+    if (try_lock) {
+        if (pthread_mutex_trylock(&g.lock) != 0) return -1;
+    } else {
+        pthread_mutex_lock(&g.lock);
+    }
+    *used = sum_locked();
+    see_peak(*used);
+    for (zm__slot *s = g.head; s; s = s->next) visit(s, arg);
+    pthread_mutex_unlock(&g.lock);
+    return 0;
+}
+#endif
 
 ZM_EXPORT size_t zm_used_memory(void) {
     int64_t used = sample_exact();

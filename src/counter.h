@@ -27,6 +27,9 @@
 #include <stdint.h>
 
 #include "internal.h"
+#ifdef ZM_PRELOAD
+#include "preload/stats.h"
+#endif
 
 #define ZM_PUBLISH_BATCH ((int64_t)64 * 1024)
 
@@ -39,6 +42,9 @@ typedef struct zm__slot {
     int64_t mark;                   /* owner only: balance when last published */
     struct zm__slot *prev, *next;   /* registry or free-list links, under the lock */
     pthread_t owner;                /* under the lock */
+#ifdef ZM_PRELOAD
+    zm__stats stats; /* owner writes, like balance */
+#endif
 } zm__slot;
 
 /* The calling thread's slot. Until the thread registers (and after its exit
@@ -75,6 +81,17 @@ static inline void zm__count(int64_t delta) {
 static inline int zm__request_small(size_t request) {
     return zm_likely(request < atomic_load_explicit(&zm__request_bound, memory_order_relaxed));
 }
+
+#ifdef ZM_PRELOAD
+/* Threads without a slot (not yet registered, or past their exit hook) count
+ * through this one; their statistics must go to shared totals instead. */
+extern ZM_HIDDEN zm__slot zm__placeholder;
+/* Takes the registry lock (or, with try_lock, gives up with -1 when it is
+ * held: for a signal handler), offers the exact used figure to the peak,
+ * stores it in *used, and calls visit on every live slot. Returns 0. */
+ZM_HIDDEN int zm__visit_slots(void (*visit)(const zm__slot *, void *), void *arg, int try_lock,
+                              int64_t *used);
+#endif
 
 #ifdef ZMALLOC_TESTING
 /* Called inside a publish, between the slot's mark and the shared estimate

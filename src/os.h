@@ -20,6 +20,9 @@ ZM_HIDDEN size_t zm__os_rss(void);
  * for no such process, EACCES when not allowed, ENOENT when no line carries
  * the field. */
 ZM_HIDDEN size_t zm__os_smap_bytes(const char *field, long pid);
+/* A field given in kB in /proc/self/status ("VmHWM"), in bytes; errors as
+ * zm__os_smap_bytes. */
+ZM_HIDDEN size_t zm__os_status_bytes(const char *field);
 /* Physical memory in bytes. */
 ZM_HIDDEN size_t zm__os_memory_size(void);
 /* The cgroup limit (see zm__cgroup_limit), or zm__os_memory_size() when there

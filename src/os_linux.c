@@ -391,7 +391,8 @@ static int smaps_read(int fd, zm__smaps_sum *s) {
     }
 }
 
-size_t zm__os_smap_bytes(const char *field, long pid) {
+/* The sum of a "Name:  N kB" field over the lines of /proc/<pid>/<leaf>. */
+static size_t kb_field_bytes(const char *field, long pid, const char *leaf) {
     zm__smaps_sum s;
     char path[48];
     int found, saved = errno;
@@ -404,7 +405,7 @@ size_t zm__os_smap_bytes(const char *field, long pid) {
         errno = EINVAL;
         return 0;
     }
-    proc_path(path, pid, "smaps");
+    proc_path(path, pid, leaf);
     int fd = open_ro(path);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -421,6 +422,10 @@ size_t zm__os_smap_bytes(const char *field, long pid) {
     errno = found ? saved : ENOENT;
     return bytes;
 }
+
+size_t zm__os_smap_bytes(const char *field, long pid) { return kb_field_bytes(field, pid, "smaps"); }
+
+size_t zm__os_status_bytes(const char *field) { return kb_field_bytes(field, -1, "status"); }
 
 /* ------------------------------------------------------------------------
  * Physical memory and cgroup limits

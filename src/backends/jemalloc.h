@@ -101,6 +101,15 @@ static inline void zm__be_free_no_tcache(void *p, size_t size) {
     sdallocx(p, size, MALLOCX_TCACHE_NONE);
 }
 
+/* align: a power of two. */
+#define ZM_BE_MEMALIGN 1
+static inline void *zm__be_memalign(size_t align, size_t size, size_t *usable) {
+    size += size == 0;
+    void *p = mallocx(size, MALLOCX_ALIGN(align));
+    if (usable && zm_likely(p != NULL)) *usable = zm__be_usable(p);
+    return p;
+}
+
 static inline void *zm__be_raw_malloc(size_t size) { return zm__je_malloc(size); }
 static inline void zm__be_raw_free(void *p) { zm__je_free(p); }
 

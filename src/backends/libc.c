@@ -14,6 +14,10 @@
 static int malloc_is_glibcs;
 
 #ifdef __GLIBC__
+#ifdef ZM_PRELOAD
+/* Our malloc is the program's; glibc's own is the one reached by __libc_*. */
+static int find_glibc_malloc(void) { return 1; }
+#else
 static int find_glibc_malloc(void) {
     Dl_info info;
     void *sym = dlsym(RTLD_DEFAULT, "malloc");
@@ -21,12 +25,33 @@ static int find_glibc_malloc(void) {
     if (!strstr(info.dli_fname, "/libc.so")) return 0;
     return !zm__os_valgrind_replaces_malloc();
 }
+#endif
 #else
 static int find_glibc_malloc(void) { return 0; }
 #endif
 
+#ifdef ZM_PRELOAD
+/* glibc's malloc_usable_size(), found past ours at load time. */
+static size_t usable_unknown(void *p) {
+    (void)p;
+    return 0;
+}
+size_t (*zm__libc_usable_size)(void *) = usable_unknown;
+#define glibc_usable_size zm__libc_usable_size
+#define glibc_malloc __libc_malloc
+#define glibc_free __libc_free
+#else
+#define glibc_usable_size malloc_usable_size
+#define glibc_malloc malloc
+#define glibc_free free
+#endif
+
 #ifdef ZM_GLIBC_CHUNKS
+#ifdef ZM_PRELOAD
+int zm__glibc_chunks_ok = 1;
+#else
 int zm__glibc_chunks_ok;
+#endif
 
 /* Both sides of the mmap threshold, the smallest chunk and odd sizes. The
  * mmapped probe is larger than glibc's largest dynamic mmap threshold (32 MiB
@@ -37,16 +62,20 @@ static int chunk_reads_agree(void) {
     static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 1000, 4096, 70000, ((size_t)64 << 20) + 8};
     int ok = 1;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        void *p = malloc(sizes[i]);
+        void *p = glibc_malloc(sizes[i]);
         if (!p) return 0;
-        ok &= zm__glibc_chunk_usable(p) == malloc_usable_size(p);
-        free(p);
+        ok &= zm__glibc_chunk_usable(p) == glibc_usable_size(p);
+        glibc_free(p);
     }
     return ok;
 }
 #endif
 
 __attribute__((constructor)) static void probe_malloc(void) {
+#ifdef ZM_PRELOAD
+    size_t (*usable)(void *) = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+    if (usable) zm__libc_usable_size = usable;
+#endif
     malloc_is_glibcs = find_glibc_malloc();
 #ifdef ZM_GLIBC_CHUNKS
     zm__glibc_chunks_ok = malloc_is_glibcs && chunk_reads_agree();

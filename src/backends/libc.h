@@ -13,6 +13,22 @@
 
 #include "internal.h"
 
+#ifdef ZM_PRELOAD
+/* In the preload library our malloc is the program's: glibc's own is reached
+ * under the second names glibc exports it by. The chunk reads are on from the
+ * start (a preload library is built for glibc only, without sanitizers), and
+ * libc.c checks them at load time against glibc's malloc_usable_size(). */
+void *__libc_malloc(size_t);
+void *__libc_calloc(size_t, size_t);
+void *__libc_realloc(void *, size_t);
+void *__libc_memalign(size_t, size_t);
+void __libc_free(void *);
+#define ZM_LIBC(name) __libc_##name
+extern ZM_HIDDEN size_t (*zm__libc_usable_size)(void *);
+#else
+#define ZM_LIBC(name) name
+#endif
+
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #if defined(__has_feature)
 #if !__has_feature(address_sanitizer) && !__has_feature(thread_sanitizer) && \
@@ -43,7 +59,11 @@ static inline size_t zm__be_usable(const void *p) {
 #ifdef ZM_GLIBC_CHUNKS
     if (zm_likely(zm__glibc_chunks_ok)) return zm__glibc_chunk_usable(p);
 #endif
+#ifdef ZM_PRELOAD
+    return zm__libc_usable_size((void *)p);
+#else
     return malloc_usable_size((void *)p);
+#endif
 }
 
 static inline void *zm__be_done(void *p, size_t *usable) {
@@ -52,24 +72,30 @@ static inline void *zm__be_done(void *p, size_t *usable) {
 }
 
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
-    return zm__be_done(malloc(size), usable);
+    return zm__be_done(ZM_LIBC(malloc)(size), usable);
 }
 
 static inline void *zm__be_calloc(size_t size, size_t *usable) {
-    return zm__be_done(calloc(1, size), usable);
+    return zm__be_done(ZM_LIBC(calloc)(1, size), usable);
 }
 
 static inline void *zm__be_realloc(void *p, size_t size, size_t *usable) {
-    return zm__be_done(realloc(p, size), usable);
+    return zm__be_done(ZM_LIBC(realloc)(p, size), usable);
 }
 
 /* The allocator's plain malloc and free, for benchmarks to compare against. */
-static inline void *zm__be_raw_malloc(size_t size) { return malloc(size); }
-static inline void zm__be_raw_free(void *p) { free(p); }
+static inline void *zm__be_raw_malloc(size_t size) { return ZM_LIBC(malloc)(size); }
+static inline void zm__be_raw_free(void *p) { ZM_LIBC(free)(p); }
+
+/* align: a power of two. */
+#define ZM_BE_MEMALIGN 1
+static inline void *zm__be_memalign(size_t align, size_t size, size_t *usable) {
+    return zm__be_done(ZM_LIBC(memalign)(align, size), usable);
+}
 
 static inline void zm__be_free_sized(void *p, size_t size) {
     (void)size; /* glibc 2.36 has no free_sized() */
-    free(p);
+    ZM_LIBC(free)(p);
 }
 
 #endif

@@ -55,6 +55,12 @@ static inline void zm__be_free_sized(void *p, size_t size) {
     mi_free(p);
 }
 
+/* align: a power of two. */
+#define ZM_BE_MEMALIGN 1
+static inline void *zm__be_memalign(size_t align, size_t size, size_t *usable) {
+    return zm__be_done(mi_malloc_aligned(size, align), usable);
+}
+
 static inline void *zm__be_raw_malloc(size_t size) { return mi_malloc(size); }
 static inline void zm__be_raw_free(void *p) { mi_free(p); }
 

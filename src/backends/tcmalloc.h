@@ -33,6 +33,14 @@ static inline void *zm__be_realloc(void *p, size_t size, size_t *usable) {
 
 static inline void zm__be_free_sized(void *p, size_t size) { tc_free_sized(p, size); }
 
+/* align: a power of two. */
+#define ZM_BE_MEMALIGN 1
+static inline void *zm__be_memalign(size_t align, size_t size, size_t *usable) {
+    void *p = tc_memalign(align, size);
+    if (usable && zm_likely(p != NULL)) *usable = zm__be_usable(p);
+    return p;
+}
+
 static inline void *zm__be_raw_malloc(size_t size) { return tc_malloc(size); }
 static inline void zm__be_raw_free(void *p) { tc_free(p); }
 

@@ -1,0 +1,112 @@
+/* The allocation paths every entry point shares, zmalloc's (alloc.c) and the
+ * preload library's (preload/interpose.c): the request check, one block-layer
+ * call, one counter update. Each caller gets its own copy with its constant
+ * arguments folded in. */
+#ifndef ZM_ALLOC_CORE_H
+#define ZM_ALLOC_CORE_H
+
+#include <errno.h>
+#include <stdint.h>
+
+#include "block.h"
+#include "counter.h"
+
+__attribute__((cold)) static void *fail(size_t *usable) {
+    if (usable) *usable = 0;
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* ALLOC_ALIGNED (the preload library's memalign family) takes an alignment,
+ * a power of two, which the other kinds ignore. */
+enum alloc_kind { ALLOC_PLAIN, ALLOC_ZEROED, ALLOC_NO_TCACHE, ALLOC_ALIGNED };
+
+ZM_INLINE void *blk_alloc(size_t size, size_t *acct, enum alloc_kind kind, size_t align) {
+    switch (kind) {
+    case ALLOC_ZEROED: return zm__blk_calloc(size, acct);
+    case ALLOC_NO_TCACHE: return zm__blk_malloc_no_tcache(size, acct);
+#ifdef ZM_BLK_MEMALIGN
+    case ALLOC_ALIGNED: return zm__blk_memalign(align, size, acct);
+#endif
+    default: (void)align; return zm__blk_malloc(size, acct);
+    }
+}
+
+/* After the allocation, the count and the usable size. */
+ZM_INLINE void *finish(void *p, size_t acct, size_t *usable) {
+    if (usable) *usable = zm__blk_usable(p, acct);
+    return p;
+}
+
+/* A request of a batch or more is counted through the large-allocation
+ * path, so that the peak sees every single allocation of that size. (Such a
+ * request always took the slow check: the request bound is at most a batch.) */
+ZM_INLINE void count_growth(size_t request, int64_t delta) {
+    if (request >= (size_t)ZM_PUBLISH_BATCH) zm__count_large(delta);
+    else zm__count(delta);
+}
+
+/* Requests that take the slow check (a limit is set, or the request is a
+ * batch or more), out of line so the hot path stays one compare. */
+__attribute__((noinline)) static void *alloc_checked(size_t size, size_t *usable,
+                                                     enum alloc_kind kind, size_t align) {
+    if (!zm__request_allowed(size)) return fail(usable);
+    size_t acct;
+    void *p = blk_alloc(size, &acct, kind, align);
+    if (zm_unlikely(!p)) return fail(usable);
+    count_growth(size, (int64_t)acct);
+    return finish(p, acct, usable);
+}
+
+ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
+                                   size_t align) {
+    if (zm_unlikely(!zm__request_small(size))) return alloc_checked(size, usable, kind, align);
+    size_t acct;
+    void *p = blk_alloc(size, &acct, kind, align);
+    if (zm_unlikely(!p)) return fail(usable);
+    zm__count((int64_t)acct);
+    return finish(p, acct, usable);
+}
+
+ZM_INLINE void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {
+    return alloc_aligned_impl(size, usable, kind, 0);
+}
+
+/* Counting first lets the compiler end zm_free with a jump to the backend. */
+ZM_INLINE void free_impl(void *ptr, size_t acct) {
+    zm__count(-(int64_t)acct);
+    zm__blk_free(ptr, acct);
+}
+
+/* Where the backend learns a block's size from the free itself, the block
+ * stays counted until the free returns; elsewhere the size is looked up and
+ * counted first, so that the caller can end in a jump to the backend. */
+ZM_INLINE void free_any_impl(void *ptr) {
+#ifdef ZM_BLK_FREE_COUNTED
+    zm__count(-(int64_t)zm__blk_free_counted(ptr));
+#else
+    free_impl(ptr, zm__blk_acct(ptr));
+#endif
+}
+
+/* NULL with size 0 means "freed", not a failure. Only growth is checked
+ * against the limit: a realloc that does not raise used memory always may. */
+ZM_INLINE void *realloc_impl(void *ptr, size_t size, size_t *usable) {
+    if (!ptr) return alloc_impl(size, usable, ALLOC_PLAIN);
+    size_t old = zm__blk_acct(ptr);
+    if (size == 0) {
+        free_impl(ptr, old);
+        if (usable) *usable = 0;
+        return NULL;
+    }
+    size_t growth = size > old ? size - old : 0;
+    if (size >= (size_t)PTRDIFF_MAX || (!zm__request_small(growth) && !zm__request_allowed(growth)))
+        return fail(usable);
+    size_t acct;
+    void *p = zm__blk_realloc(ptr, size, &acct);
+    if (zm_unlikely(!p)) return fail(usable);
+    count_growth(growth, (int64_t)acct - (int64_t)old);
+    return finish(p, acct, usable);
+}
+
+#endif

@@ -1,0 +1,169 @@
+/* The malloc family, taken over for a whole program (libzmalloc-preload-*.so,
+ * loaded with LD_PRELOAD by zmrun). Each function keeps the C library's
+ * contract (NULL and errno ENOMEM on failure, EINVAL for a bad alignment) and
+ * goes through the same allocation paths as zmalloc itself (alloc_core.h):
+ * the same exact per-thread counters, the same limit check. On top it counts
+ * calls, sizes and slack in the thread's slot (stats.h).
+ *
+ * Nothing here needs initialising: every setting starts valid in static
+ * storage, so the first call may come from the dynamic loader or from a
+ * constructor that runs before ours. Nothing here allocates.
+ *
+ * C++'s operator new and delete are libstdc++'s, which call malloc and free
+ * (the aligned forms: aligned_alloc and free), so they need no interposing. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "alloc_core.h"
+#include "preload/preload.h"
+
+#define ZM_PUBLIC __attribute__((visibility("default")))
+
+ZM_INLINE void bump(_Atomic uint64_t *x, uint64_t n) {
+    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+ZM_INLINE unsigned bucket(size_t size) {
+    return size ? 64u - (unsigned)__builtin_clzll((unsigned long long)size) : 0u;
+}
+
+/* A thread with a slot counts in it; one without (not registered, or past
+ * its exit hook) counts in the shared totals. */
+ZM_INLINE void note_alloc(enum zm__fn fn, size_t request, size_t held) {
+    zm__slot *s = zm__tls_slot;
+    if (zm_unlikely(s == &zm__placeholder)) {
+        zm__stats_shared_alloc(fn, request, held);
+        return;
+    }
+    bump(&s->stats.calls[fn], 1);
+    bump(&s->stats.requested, request);
+    bump(&s->stats.held, held);
+    bump(&s->stats.hist[bucket(request)], 1);
+}
+
+ZM_INLINE void note_call(enum zm__fn fn) {
+    zm__slot *s = zm__tls_slot;
+    if (zm_unlikely(s == &zm__placeholder)) zm__stats_shared_call(fn, 0);
+    else bump(&s->stats.calls[fn], 1);
+}
+
+__attribute__((cold, noinline)) static void *note_failure(enum zm__fn fn) {
+    zm__stats_shared_call(fn, 1);
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* --fail-after: one relaxed load on the hot path while it is off. */
+ZM_INLINE int injected_failure(void) {
+    return zm_unlikely(atomic_load_explicit(&zm__preload_fail_armed, memory_order_relaxed)) &&
+           zm__preload_fail_now();
+}
+
+ZM_INLINE void *counted(enum zm__fn fn, size_t size, enum alloc_kind kind, size_t align) {
+    if (injected_failure()) return note_failure(fn);
+    size_t usable;
+    void *p = alloc_aligned_impl(size, &usable, kind, align);
+    if (zm_unlikely(!p)) return note_failure(fn);
+    note_alloc(fn, size, usable);
+    return p;
+}
+
+ZM_PUBLIC void *malloc(size_t size) { return counted(ZM_FN_MALLOC, size, ALLOC_PLAIN, 0); }
+
+ZM_PUBLIC void free(void *ptr) {
+    note_call(ZM_FN_FREE);
+    if (ptr) free_any_impl(ptr);
+}
+
+ZM_PUBLIC void *calloc(size_t num, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(num, size, &total)) return note_failure(ZM_FN_CALLOC);
+    return counted(ZM_FN_CALLOC, total, ALLOC_ZEROED, 0);
+}
+
+/* realloc(p, 0) frees p and returns NULL, as glibc's does. */
+ZM_INLINE void *resize(enum zm__fn fn, void *ptr, size_t size) {
+    if (size && injected_failure()) return note_failure(fn);
+    size_t usable;
+    void *p = realloc_impl(ptr, size, &usable);
+    if (p) note_alloc(fn, size, usable);
+    else if (size || !ptr) return note_failure(fn);
+    else note_call(fn);
+    return p;
+}
+
+ZM_PUBLIC void *realloc(void *ptr, size_t size) { return resize(ZM_FN_REALLOC, ptr, size); }
+
+ZM_PUBLIC void *reallocarray(void *ptr, size_t num, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(num, size, &total)) return note_failure(ZM_FN_REALLOCARRAY);
+    return resize(ZM_FN_REALLOCARRAY, ptr, total);
+}
+
+/* Alignments up to malloc's own (16 on 64-bit glibc, every backend here)
+ * are plain allocations. */
+#define NATURAL_ALIGN (2 * sizeof(size_t))
+
+ZM_INLINE void *aligned(enum zm__fn fn, size_t align, size_t size) {
+    if (align <= NATURAL_ALIGN) return counted(fn, size, ALLOC_PLAIN, 0);
+    return counted(fn, size, ALLOC_ALIGNED, align);
+}
+
+static int power_of_two(size_t x) { return x && !(x & (x - 1)); }
+
+ZM_PUBLIC int posix_memalign(void **memptr, size_t align, size_t size) {
+    if (!power_of_two(align) || align % sizeof(void *)) {
+        note_call(ZM_FN_POSIX_MEMALIGN);
+        return EINVAL;
+    }
+    int saved = errno;
+    void *p = aligned(ZM_FN_POSIX_MEMALIGN, align, size);
+    errno = saved;
+    if (!p) return ENOMEM;
+    *memptr = p;
+    return 0;
+}
+
+ZM_PUBLIC void *aligned_alloc(size_t align, size_t size) {
+    if (!power_of_two(align)) {
+        note_call(ZM_FN_ALIGNED_ALLOC);
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(ZM_FN_ALIGNED_ALLOC, align, size);
+}
+
+/* glibc's memalign rounds an alignment that is not a power of two up to one. */
+static void *memalign_as(enum zm__fn fn, size_t align, size_t size) {
+    if (align > (SIZE_MAX >> 1) + 1) {
+        note_call(fn);
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!power_of_two(align)) align = align ? (size_t)1 << (64 - __builtin_clzll(align)) : 1;
+    return aligned(fn, align, size);
+}
+
+ZM_PUBLIC void *memalign(size_t align, size_t size) {
+    return memalign_as(ZM_FN_MEMALIGN, align, size);
+}
+
+ZM_PUBLIC void *valloc(size_t size) {
+    return memalign_as(ZM_FN_VALLOC, (size_t)sysconf(_SC_PAGESIZE), size);
+}
+
+ZM_PUBLIC void *pvalloc(size_t size) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t rounded;
+    if (__builtin_add_overflow(size, page - 1, &rounded)) return note_failure(ZM_FN_PVALLOC);
+    return memalign_as(ZM_FN_PVALLOC, page, rounded & ~(page - 1));
+}
+
+ZM_PUBLIC size_t malloc_usable_size(void *ptr) {
+    note_call(ZM_FN_USABLE_SIZE);
+    return ptr ? zm__blk_usable(ptr, zm__blk_acct(ptr)) : 0;
+}
