@@ -68,8 +68,8 @@ static void unit_for(double max, const char **unit, double *div) {
     *div = d;
 }
 
-static void xml_text(FILE *o, const char *s) {
-    for (; *s; s++) {
+static void xml_text_n(FILE *o, const char *s, size_t n) {
+    for (const char *end = s + n; s < end && *s; s++) {
         switch (*s) {
         case '<': fputs("&lt;", o); break;
         case '>': fputs("&gt;", o); break;
@@ -79,6 +79,37 @@ static void xml_text(FILE *o, const char *s) {
             if ((unsigned char)*s >= 0x20) fputc(*s, o);
         }
     }
+}
+
+static void xml_text(FILE *o, const char *s) { xml_text_n(o, s, strlen(s)); }
+
+/* The title in at most TITLE_MAX characters (UTF-8 code points): a long
+ * program path would run off the picture, cutting off the program's name and
+ * the backend at the end, so a longer one loses its middle to an ellipsis.
+ * Bold 18 px DejaVu Sans averages about 10.5 px a character; 70 of them fit
+ * in the plot's width. The whole title stays in the SVG's <title>. */
+enum { TITLE_MAX = 70, TITLE_HEAD = 28 };
+
+static size_t utf8_skip(const char *s, size_t chars) {
+    size_t i = 0;
+    while (s[i] && chars) {
+        i++;
+        while (((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        chars--;
+    }
+    return i;
+}
+
+static void title_text(FILE *o, const char *s) {
+    size_t n = 0;
+    for (const char *p = s; *p; p++) n += ((unsigned char)*p & 0xC0) != 0x80;
+    if (n <= TITLE_MAX) {
+        xml_text(o, s);
+        return;
+    }
+    xml_text_n(o, s, utf8_skip(s, TITLE_HEAD));
+    fputs("\xe2\x80\xa6", o); /* U+2026 HORIZONTAL ELLIPSIS */
+    xml_text(o, s + utf8_skip(s, n - (TITLE_MAX - TITLE_HEAD - 1)));
 }
 
 enum { W = 900, H = 460, ML = 100, MR = 30, MT = 60, MB = 60 };
@@ -127,9 +158,12 @@ int zmrun_svg(const char *csv_path, const char *svg_path, const char *title) {
     fprintf(o, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"14\">\n",
             W, H, W, H);
+    fputs("<title>", o);
+    xml_text(o, title);
+    fputs("</title>\n", o);
     fprintf(o, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H);
     fputs("<text x=\"100\" y=\"28\" font-size=\"18\" font-weight=\"bold\">", o);
-    xml_text(o, title);
+    title_text(o, title);
     fputs("</text>\n", o);
     /* Grid and tick labels. */
     for (double y = 0; y <= ymax + ystep / 2; y += ystep) {
