@@ -48,6 +48,9 @@ static struct {
     zm__slot *chunk;                        /* unused slots left in the current chunk */
     size_t chunk_left;
     _Atomic int64_t live; /* slots in the registry */
+#ifdef ZM_PRELOAD
+    _Atomic uint64_t seq; /* odd while "retired" or "live" changes: zm__peak_check reads both */
+#endif
     pthread_key_t exit_key;
     int key_ok;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .chunk = pool, .chunk_left = POOL_SLOTS};
@@ -90,8 +93,16 @@ static void add_published(int64_t delta) {
     if (est > atomic_load_explicit(&g.peak, memory_order_relaxed)) sample_exact();
 }
 
+#ifdef ZM_PRELOAD
+static void seq_bump(void) { atomic_fetch_add(&g.seq, 1); }
+#else
+static void seq_bump(void) {}
+#endif
+
 static void add_shared(int64_t delta) {
+    seq_bump();
     atomic_fetch_add_explicit(&g.retired, delta, memory_order_relaxed);
+    seq_bump();
     add_published(delta);
 }
 
@@ -134,7 +145,9 @@ static void link_slot(zm__slot *s) {
     s->next = g.head;
     if (g.head) g.head->prev = s;
     g.head = s;
+    seq_bump();
     atomic_fetch_add_explicit(&g.live, 1, memory_order_relaxed);
+    seq_bump();
 }
 
 /* Folds a slot's balance into the shared counters and frees the slot. Its
@@ -143,12 +156,14 @@ static void link_slot(zm__slot *s) {
  * published; the exact figure does not change. */
 static void retire_slot(zm__slot *s) {
     int64_t balance = atomic_load_explicit(&s->balance, memory_order_relaxed);
+    seq_bump();
     atomic_fetch_add_explicit(&g.retired, balance, memory_order_relaxed);
     atomic_fetch_add_explicit(&g.published, balance - s->mark, memory_order_relaxed);
     if (s->prev) s->prev->next = s->next;
     else g.head = s->next;
     if (s->next) s->next->prev = s->prev;
     atomic_fetch_sub_explicit(&g.live, 1, memory_order_relaxed);
+    seq_bump();
 #ifdef ZM_PRELOAD
     zm__stats_fold(&s->stats);
 #endif
@@ -231,6 +246,9 @@ static zm__slot *register_thread(void) {
      * owner's last value. */
     atomic_store_explicit(&s->balance, 0, memory_order_relaxed);
     s->mark = 0;
+#ifdef ZM_PRELOAD
+    s->peak_mark = 0;
+#endif
     pthread_mutex_lock(&g.lock);
     s->owner = self;
     link_slot(s);
@@ -279,6 +297,23 @@ int zm__request_allowed(size_t request) {
 }
 
 #ifdef ZM_PRELOAD
+/* A seqlock read of "retired" and "live": with no other slot, retired plus
+ * the caller's balance is the exact total at that instant. */
+void zm__peak_check(zm__slot *s) {
+    int64_t b = atomic_load_explicit(&s->balance, memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&g.seq, memory_order_acquire);
+    int64_t retired = atomic_load_explicit(&g.retired, memory_order_relaxed);
+    int64_t live = atomic_load_explicit(&g.live, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (!(seq & 1) && live == 1 && atomic_load_explicit(&g.seq, memory_order_relaxed) == seq) {
+        see_peak(retired + b);
+        s->peak_mark = b;
+        return;
+    }
+    sample_exact();
+    s->peak_mark = b + ZM_PUBLISH_BATCH;
+}
+
 int zm__visit_slots(void (*visit)(const zm__slot *, void *), void *arg, int try_lock,
                     int64_t *used) {
     if (try_lock) {

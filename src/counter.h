@@ -43,7 +43,8 @@ typedef struct zm__slot {
     struct zm__slot *prev, *next;   /* registry or free-list links, under the lock */
     pthread_t owner;                /* under the lock */
 #ifdef ZM_PRELOAD
-    zm__stats stats; /* owner writes, like balance */
+    int64_t peak_mark; /* owner only: a balance above this may be a new peak */
+    zm__stats stats;   /* owner writes, like balance */
 #endif
 } zm__slot;
 
@@ -89,6 +90,11 @@ extern ZM_HIDDEN zm__slot zm__placeholder;
 /* Takes the registry lock (or, with try_lock, gives up with -1 when it is
  * held: for a signal handler), offers the exact used figure to the peak,
  * stores it in *used, and calls visit on every live slot. Returns 0. */
+/* The owner's balance passed its peak_mark: offers the exact total to the
+ * peak. While the thread is the only one counting, that needs no lock, so
+ * the peak of a single-threaded program is exact; otherwise it is sampled
+ * under the lock at most once per batch of growth. */
+ZM_HIDDEN void zm__peak_check(zm__slot *s);
 ZM_HIDDEN int zm__visit_slots(void (*visit)(const zm__slot *, void *), void *arg, int try_lock,
                               int64_t *used);
 #endif

@@ -43,6 +43,8 @@ ZM_INLINE void note_alloc(enum zm__fn fn, size_t request, size_t held) {
     bump(&s->stats.requested, request);
     bump(&s->stats.held, held);
     bump(&s->stats.hist[bucket(request)], 1);
+    if (zm_unlikely(atomic_load_explicit(&s->balance, memory_order_relaxed) > s->peak_mark))
+        zm__peak_check(s);
 }
 
 ZM_INLINE void note_call(enum zm__fn fn) {

@@ -153,6 +153,7 @@ static void catch_fatal_signals(void) {
 void zm__preload_fork_child(void) {
     zm__stats_reset();
     zm_reset_peak();
+    if (zm__tls_slot != &zm__placeholder) zm__tls_slot->peak_mark = INT64_MIN;
     st.pid = getpid();
     st.start_ns = zm__now_ns();
     atomic_store(&st.reported, 0);
@@ -191,6 +192,14 @@ __attribute__((constructor(101))) static void preload_init(void) {
     if (limit > 0) zm_set_limit((size_t)limit);
     long long nth = parse_number(getenv("ZMRUN_FAIL_AFTER"));
     if (nth > 0) {
+        /* Calls made before this constructor ran count too. */
+        zm__stats_total t;
+        int64_t used;
+        zm__stats_sum(&t, &used, 0);
+        long made = 0;
+        for (int i = 0; i < ZM_FN_COUNT; i++)
+            if (i != ZM_FN_FREE && i != ZM_FN_USABLE_SIZE) made += (long)t.calls[i];
+        atomic_store(&st.allocations, made);
         st.fail_after = (long)nth;
         atomic_store(&zm__preload_fail_armed, 1);
     }

@@ -112,7 +112,7 @@ static void parse_options(int argc, char **argv, opts *o) {
     o->interval_ms = -1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+o:b:h", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:o:b:h", longs, NULL)) != -1) {
         switch (c) {
         case 'o': o->output = optarg; break;
         case O_JSON: o->json = 1; break;
@@ -144,11 +144,11 @@ static void parse_options(int argc, char **argv, opts *o) {
     for (size_t i = 0; i < N_BACKENDS; i++) known |= strcmp(o->backend, backends[i]) == 0;
     if (!known) usage_error("unknown backend '%s' (libc, jemalloc, tcmalloc or mimalloc)", o->backend);
     if (o->compare > 0 && (o->csv || o->svg))
-        usage_error("%s: --compare draws no time series (drop --csv and --svg)", "zmrun");
+        usage_error("--compare draws no time series (drop --csv and --svg)%s", "");
     if (o->interval_ms > 0 && !o->csv && !o->svg)
-        usage_error("%s: --interval needs --csv FILE or --svg FILE", "zmrun");
+        usage_error("--interval needs --csv FILE or --svg FILE%s", "");
     if ((o->csv || o->svg) && o->interval_ms < 0) o->interval_ms = 100;
-    if (o->compare >= 0 && !o->argv[0]) usage_error("%s: no program to run", "zmrun");
+    if (o->compare >= 0 && !o->argv[0]) usage_error("no program to run%s", "");
 }
 
 /* Where the preload libraries are: $ZMRUN_PRELOAD_DIR, else next to this
