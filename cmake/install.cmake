@@ -86,6 +86,9 @@ endif()
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_COMPONENTS_ALL runtime dev)
+if(ZMALLOC_BUILD_ZMRUN)
+  list(APPEND CPACK_COMPONENTS_ALL zmrun)
+endif()
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON) # dev depends on runtime (= version)
@@ -109,6 +112,16 @@ set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "${ZM_BACKEND_DEB_DEV}")
 set(CPACK_DEBIAN_DEV_DESCRIPTION "heap allocation wrapper with exact used-memory accounting - development files
 ${ZM_DEB_ABOUT}
 This package holds the headers, the static library, the pkg-config files (zmalloc, zmalloc-static) and the CMake package (find_package(zmalloc): zmalloc::zmalloc, zmalloc::zmalloc_static).")
+# zmrun: the program, its man page and the preload libraries (each linked to
+# its allocator's runtime package, found by dpkg-shlibdeps).
+set(CPACK_DEBIAN_ZMRUN_PACKAGE_NAME zmrun)
+set(CPACK_DEBIAN_ZMRUN_PACKAGE_SECTION devel)
+set(CPACK_DEBIAN_ZMRUN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_ZMRUN_DESCRIPTION "exact heap accounting for any program, without recompiling it
+zmrun runs a dynamically linked program with zmalloc in front of its malloc (a preload library per allocator: glibc, jemalloc, tcmalloc, mimalloc) and reports its exact heap: peak, final, slack, calls, sizes, RSS and fragmentation, a time series and chart, allocation limits and failure injection, and a side-by-side comparison of the allocators on that program.")
 include(CPack)
 cpack_add_component(runtime DISPLAY_NAME "zmalloc shared library")
 cpack_add_component(dev DISPLAY_NAME "zmalloc development files" DEPENDS runtime)
+if(ZMALLOC_BUILD_ZMRUN)
+  cpack_add_component(zmrun DISPLAY_NAME "zmrun")
+endif()

@@ -54,3 +54,4 @@ add_executable(zmrun tools/zmrun/zmrun.c tools/zmrun/program.c tools/zmrun/compa
 target_compile_definitions(zmrun PRIVATE _GNU_SOURCE ZMRUN_REL_LIBDIR="${ZM_REL_LIBDIR}"
   ZMRUN_VERSION="${PROJECT_VERSION}")
 install(TARGETS zmrun RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT zmrun)
+install(FILES tools/zmrun/zmrun.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT zmrun)

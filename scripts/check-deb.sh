@@ -44,10 +44,12 @@ dpkg_locked() {
 }
 
 echo "== cpack -G DEB ($build)"
-cmake --build "$build" --target zmalloc_shared zmalloc_static >/dev/null
+cmake --build "$build" >/dev/null
 (cd "$build" && cpack -G DEB -B "$work/packages") >"$work/cpack.log" 2>&1 || { cat "$work/cpack.log"; exit 1; }
 debs=("$work"/packages/*.deb)
-[[ ${#debs[@]} -eq 2 ]] || { echo "expected 2 packages, got: ${debs[*]}" >&2; exit 1; }
+want=2
+grep -q '^ZMALLOC_BUILD_ZMRUN:BOOL=ON' "$build/CMakeCache.txt" && want=3 # and zmrun
+[[ ${#debs[@]} -eq $want ]] || { echo "expected $want packages, got: ${debs[*]}" >&2; exit 1; }
 
 names=()
 for deb in "${debs[@]}"; do
@@ -124,6 +126,18 @@ cmake --build "$work/fp/build" >>"$work/fp.log" 2>&1 || { cat "$work/fp.log"; ex
 cp "$work/fp/build/cmake_shared" "$work/fp/build/cmake_static" "$work/"
 run cmake_shared
 run cmake_static
+
+if ((want == 3)); then
+  echo "== zmrun (installed: /usr/bin/zmrun, preload libraries under /usr/lib)"
+  zmrun --list-backends
+  if zmrun --list-backends | grep -q "not installed"; then
+    echo "the zmrun package lacks a preload library this build made" >&2
+    exit 1
+  fi
+  zmrun --json -o "$work/zmrun.json" -- "$work/cmake_shared" >/dev/null
+  grep -q '"heap_peak":[1-9]' "$work/zmrun.json" || { echo "no zmrun report: $(cat "$work/zmrun.json")" >&2; exit 1; }
+  echo "zmrun report: $(cut -c1-160 "$work/zmrun.json")..."
+fi
 
 echo "== dpkg --purge ${installed[*]}"
 dpkg_locked --purge "${installed[@]}" >/dev/null
