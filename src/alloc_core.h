@@ -10,6 +10,9 @@
 
 #include "block.h"
 #include "counter.h"
+#ifdef ZM_PRELOAD
+#include "preload/preload.h"
+#endif
 
 __attribute__((cold)) static void *fail(size_t *usable) {
     if (usable) *usable = 0;
@@ -50,6 +53,12 @@ ZM_INLINE void count_growth(size_t request, int64_t delta) {
  * batch or more), out of line so the hot path stays one compare. */
 __attribute__((noinline)) static void *alloc_checked(size_t size, size_t *usable,
                                                      enum alloc_kind kind, size_t align) {
+#ifdef ZM_PRELOAD
+    /* zmrun --fail-after: armed, it sends every request here. */
+    if (zm_unlikely(atomic_load_explicit(&zm__preload_fail_armed, memory_order_relaxed)) &&
+        zm__preload_fail_now())
+        return fail(usable);
+#endif
     if (!zm__request_allowed(size)) return fail(usable);
     size_t acct;
     void *p = blk_alloc(size, &acct, kind, align);

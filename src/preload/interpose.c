@@ -59,14 +59,14 @@ __attribute__((cold, noinline)) static void *note_failure(enum zm__fn fn) {
     return NULL;
 }
 
-/* --fail-after: one relaxed load on the hot path while it is off. */
+/* --fail-after on a realloc (the allocations proper check it on their slow
+ * path, where an armed --fail-after sends them). */
 ZM_INLINE int injected_failure(void) {
     return zm_unlikely(atomic_load_explicit(&zm__preload_fail_armed, memory_order_relaxed)) &&
            zm__preload_fail_now();
 }
 
 ZM_INLINE void *counted(enum zm__fn fn, size_t size, enum alloc_kind kind, size_t align) {
-    if (injected_failure()) return note_failure(fn);
     size_t usable;
     void *p = alloc_aligned_impl(size, &usable, kind, align);
     if (zm_unlikely(!p)) return note_failure(fn);
@@ -89,7 +89,7 @@ ZM_PUBLIC void *calloc(size_t num, size_t size) {
 
 /* realloc(p, 0) frees p and returns NULL, as glibc's does. */
 ZM_INLINE void *resize(enum zm__fn fn, void *ptr, size_t size) {
-    if (size && injected_failure()) return note_failure(fn);
+    if (ptr && size && injected_failure()) return note_failure(fn); /* else: the alloc path asks */
     size_t usable;
     void *p = realloc_impl(ptr, size, &usable);
     if (p) note_alloc(fn, size, usable);

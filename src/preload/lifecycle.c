@@ -43,10 +43,13 @@ static struct {
 
 _Atomic int zm__preload_fail_armed;
 
+/* Armed, every allocation takes the slow request check (a request bound of
+ * 0), which asks here; after the failure the bound is the limit's again. */
 int zm__preload_fail_now(void) {
     long n = atomic_fetch_add_explicit(&st.allocations, 1, memory_order_relaxed) + 1;
     if (n != st.fail_after) return 0;
     atomic_store_explicit(&zm__preload_fail_armed, 0, memory_order_relaxed);
+    zm_set_limit(zm_get_limit());
     return 1;
 }
 
@@ -202,6 +205,7 @@ __attribute__((constructor(101))) static void preload_init(void) {
         atomic_store(&st.allocations, made);
         st.fail_after = (long)nth;
         atomic_store(&zm__preload_fail_armed, 1);
+        atomic_store(&zm__request_bound, 0);
     }
     const char *csv = getenv("ZMRUN_CSV");
     long long interval = parse_number(getenv("ZMRUN_INTERVAL_MS"));
