@@ -162,7 +162,8 @@ ZM_PUBLIC void *pvalloc(size_t size) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t rounded;
     if (__builtin_add_overflow(size, page - 1, &rounded)) return note_failure(ZM_FN_PVALLOC);
-    return memalign_as(ZM_FN_PVALLOC, page, rounded & ~(page - 1));
+    rounded &= ~(page - 1);
+    return memalign_as(ZM_FN_PVALLOC, page, rounded ? rounded : page); /* glibc: 0 gives a page */
 }
 
 ZM_PUBLIC size_t malloc_usable_size(void *ptr) {

@@ -117,6 +117,9 @@ cli)
   printf 'not a program' > "$W/plain"; chmod -x "$W/plain"
   expect_rc 126 "not an executable file" "$ZMRUN" -- "$W/plain"
   expect_rc 126 "statically linked" "$ZMRUN" -- "$STATIC_TARGET"
+  # A 32-bit ELF header (the loader would ignore 64-bit preload libraries).
+  { printf '\177ELF\001\001\001'; head -c 57 /dev/zero; } > "$W/elf32"; chmod +x "$W/elf32"
+  expect_rc 126 "is a 32-bit program" "$ZMRUN" -- "$W/elf32"
   expect_rc 126 "backend libc is not installed" env ZMRUN_PRELOAD_DIR="$W/none" "$ZMRUN" -- true
   # The program's own status, however it ends, with a report each time.
   expect_rc 3 "" "$ZMRUN" -o "$W/r.json" --json -- "${T[@]}" exit known libc "$W/e" 3

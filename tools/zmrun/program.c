@@ -66,6 +66,11 @@ enum zmrun_kind zmrun_program_kind(const char *path) {
         kind = ZMRUN_SCRIPT;
     } else if (n >= (ssize_t)sizeof(Elf32_Ehdr) && memcmp(head, ELFMAG, SELFMAG) == 0) {
         int r = -1;
+        int ours = sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32;
+        if (head[EI_CLASS] != ours) {
+            close(fd);
+            return ZMRUN_FOREIGN;
+        }
         if (head[EI_CLASS] == ELFCLASS64 && n >= (ssize_t)sizeof(Elf64_Ehdr)) {
             Elf64_Ehdr e;
             memcpy(&e, head, sizeof e);

@@ -11,6 +11,7 @@ enum zmrun_kind {
     ZMRUN_DYNAMIC, /* an ELF with a dynamic loader: LD_PRELOAD reaches it */
     ZMRUN_STATIC,  /* an ELF without one: nothing to interpose */
     ZMRUN_SCRIPT,  /* "#!": its interpreter is what runs */
+    ZMRUN_FOREIGN, /* an ELF of the other word size: the preload libraries cannot load */
     ZMRUN_UNKNOWN, /* anything else: left to exec to judge */
 };
 enum zmrun_kind zmrun_program_kind(const char *path);

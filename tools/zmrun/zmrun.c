@@ -335,7 +335,14 @@ int main(int argc, char **argv) {
                 err == -ENOENT ? "program not found" : err == -EACCES ? "not an executable file" : strerror(-err));
         return err == -ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
     }
-    if (zmrun_program_kind(path) == ZMRUN_STATIC) {
+    enum zmrun_kind kind = zmrun_program_kind(path);
+    if (kind == ZMRUN_FOREIGN) {
+        fprintf(stderr, "zmrun: %s is a %d-bit program and zmrun's preload libraries are %d-bit: "
+                        "the loader would ignore them. Use a zmrun built for it.\n",
+                path, sizeof(void *) == 8 ? 32 : 64, (int)sizeof(void *) * 8);
+        return EXIT_CANNOT_RUN;
+    }
+    if (kind == ZMRUN_STATIC) {
         fprintf(stderr, "zmrun: %s is statically linked: it has no dynamic loader, so zmrun cannot "
                         "take over its malloc. Run it without zmrun.\n", path);
         return EXIT_CANNOT_RUN;
