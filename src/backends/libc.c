@@ -3,6 +3,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "os.h"
@@ -79,6 +81,15 @@ __attribute__((constructor)) static void probe_malloc(void) {
     malloc_is_glibcs = find_glibc_malloc();
 #ifdef ZM_GLIBC_CHUNKS
     zm__glibc_chunks_ok = malloc_is_glibcs && chunk_reads_agree();
+#ifdef ZM_PRELOAD
+    if (!zm__glibc_chunks_ok) {
+        static const char msg[] = "zmalloc preload (libc): this glibc's chunk headers are not the "
+                                  "layout zmalloc reads; it cannot count. Use another backend.\n";
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+        syscall(SYS_exit_group, 127); /* not _exit: the preload library's own would report */
+    }
+#endif
 #endif
 }
 

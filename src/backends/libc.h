@@ -56,6 +56,9 @@ static inline size_t zm__glibc_chunk_usable(const void *p) {
 #endif
 
 static inline size_t zm__be_usable(const void *p) {
+#if defined(ZM_PRELOAD) && defined(ZM_GLIBC_CHUNKS)
+    return zm__glibc_chunk_usable(p); /* checked at load: libc.c stops the program otherwise */
+#endif
 #ifdef ZM_GLIBC_CHUNKS
     if (zm_likely(zm__glibc_chunks_ok)) return zm__glibc_chunk_usable(p);
 #endif

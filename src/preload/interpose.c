@@ -27,8 +27,9 @@ ZM_INLINE void bump(_Atomic uint64_t *x, uint64_t n) {
                           memory_order_relaxed);
 }
 
+/* Branch-free: 0 shares bucket 1 with 1. */
 ZM_INLINE unsigned bucket(size_t size) {
-    return size ? 64u - (unsigned)__builtin_clzll((unsigned long long)size) : 0u;
+    return 64u - (unsigned)__builtin_clzll((unsigned long long)size | 1u);
 }
 
 /* A thread with a slot counts in it; one without (not registered, or past

@@ -143,7 +143,7 @@ static void gather(figures *f, int try_lock) {
     f->frag_milli = f->heap ? (uint64_t)((unsigned __int128)f->rss * 1000 / (uint64_t)f->heap) : 0;
 }
 
-static uint64_t bucket_low(int k) { return k == 0 ? 0 : (uint64_t)1 << (k - 1); }
+static uint64_t bucket_low(int k) { return k <= 1 ? 0 : (uint64_t)1 << (k - 1); }
 static uint64_t bucket_high(int k) { return k == 0 ? 0 : k == 64 ? UINT64_MAX : ((uint64_t)1 << k) - 1; }
 
 static void write_json(out *o, const zm__report_opts *r, const figures *f) {

@@ -26,7 +26,8 @@ enum zm__fn {
     ZM_FN_COUNT
 };
 
-/* Bucket 0: size 0; bucket k (1..64): sizes in [2^(k-1), 2^k). */
+/* Bucket k (1..64): sizes in [2^(k-1), 2^k), and 0 in bucket 1; bucket 0
+ * stays empty. */
 #define ZM_HIST_BUCKETS 65
 
 typedef struct zm__stats {
