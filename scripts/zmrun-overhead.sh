@@ -74,7 +74,7 @@ if [ "$QUICK" = 1 ]; then
     LOOP_FIXED=5000000 LOOP_MIXED=4000000
 else
     PY_N=600000 SORT_LINES=3000000 GZ_MB=24 CC_FILES=3 CC_FUNCS=35 GIT_COMMITS=3000
-    LOOP_FIXED=20000000 LOOP_MIXED=15000000
+    LOOP_FIXED=40000000 LOOP_MIXED=20000000 # 0.4-0.6 s each: shorter runs drown in this machine's noise
 fi
 
 echo "preparing inputs in $W" >&2

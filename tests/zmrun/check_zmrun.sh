@@ -120,6 +120,13 @@ cli)
   # A 32-bit ELF header (the loader would ignore 64-bit preload libraries).
   { printf '\177ELF\001\001\001'; head -c 57 /dev/zero; } > "$W/elf32"; chmod +x "$W/elf32"
   expect_rc 126 "is a 32-bit program" "$ZMRUN" -- "$W/elf32"
+  # Set-user-ID to someone else: the loader would ignore LD_PRELOAD.
+  cp "$TARGET" "$W/setuid"
+  if chown nobody "$W/setuid" 2>/dev/null && chmod u+s "$W/setuid"; then
+    expect_rc 126 "set-user-ID" "$ZMRUN" -- "$W/setuid"
+  else
+    echo "note: cannot chown a file to nobody here (not root): the set-user-ID refusal is not checked"
+  fi
   expect_rc 126 "backend libc is not installed" env ZMRUN_PRELOAD_DIR="$W/none" "$ZMRUN" -- true
   # The program's own status, however it ends, with a report each time.
   expect_rc 3 "" "$ZMRUN" -o "$W/r.json" --json -- "${T[@]}" exit known libc "$W/e" 3

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -340,6 +341,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "zmrun: %s is a %d-bit program and zmrun's preload libraries are %d-bit: "
                         "the loader would ignore them. Use a zmrun built for it.\n",
                 path, sizeof(void *) == 8 ? 32 : 64, (int)sizeof(void *) * 8);
+        return EXIT_CANNOT_RUN;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (sb.st_mode & (S_ISUID | S_ISGID)) &&
+        (((sb.st_mode & S_ISUID) && sb.st_uid != geteuid()) ||
+         ((sb.st_mode & S_ISGID) && sb.st_gid != getegid()))) {
+        fprintf(stderr, "zmrun: %s is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD "
+                        "for it, so zmrun cannot measure it.\n", path);
         return EXIT_CANNOT_RUN;
     }
     if (kind == ZMRUN_STATIC) {
