@@ -100,6 +100,16 @@ if want deb && [[ -d build/default ]]; then
   tally deb $?
 fi
 
+# zmrun on programs nobody here wrote (python3, sort, gzip, gcc, git) and an
+# allocation loop, next to memusage and heaptrack, in its quick form: the
+# table is printed for the log (no time is asserted); the step fails if any
+# program behaves differently under zmrun (output, exit status, no report).
+if want zmrun-overhead && [[ -x build/default/zmrun ]]; then
+  echo "=== zmrun-overhead: scripts/zmrun-overhead.sh build/default/zmrun --quick"
+  scripts/zmrun-overhead.sh build/default/zmrun --quick --workdir build/zmrun-overhead
+  tally zmrun-overhead $?
+fi
+
 # Redis 7.0.15 from Debian's source package, on this library (libc and
 # jemalloc backends, plain and _FORTIFY_SOURCE=3) and on its own zmalloc as
 # the baseline: each variant's Tcl suites must end with 0 [err] and 0

@@ -16,7 +16,8 @@
 #   heaptrack   heaptrack -o FILE command        (FILE.zst is kept; its size is reported)
 # and prints a markdown table of medians and ratios median(tool)/median(plain).
 # Before timing, every workload runs once plain and once under zmrun and the
-# outputs are compared: a difference is reported (it would be a zmrun bug).
+# outputs are compared: a difference is reported (it would be a zmrun bug)
+# and makes the script exit 1 after the table.
 #
 # --quick: 3 runs and smaller, fewer workloads (for CI).
 set -eu
@@ -307,6 +308,7 @@ if [ ${#SURPRISES[@]} -gt 0 ]; then
     echo
     echo "differences under zmrun:"
     for s in "${SURPRISES[@]}"; do echo "  - $s"; done
+    exit 1
 else
     echo
     echo "every workload gave the same stdout, stderr, exit status (and object files) under zmrun as plain"
