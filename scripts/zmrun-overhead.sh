@@ -46,6 +46,7 @@ case $RUNS in '' | *[!0-9]* | 0) echo "$0: --runs wants a positive number" >&2; 
 if [ "$QUICK" = 1 ] && [ "$RUNS_SET" = 0 ]; then RUNS=3; fi
 [ -x "$ZMRUN" ] || { echo "$0: $ZMRUN is not an executable" >&2; exit 2; }
 ZMRUN=$(cd "$(dirname "$ZMRUN")" && pwd)/$(basename "$ZMRUN")
+mkdir -p "$W" && W=$(cd "$W" && pwd) # the workloads run from $W/run: keep it absolute
 
 # --- tools -----------------------------------------------------------------
 need=()

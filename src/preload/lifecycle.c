@@ -104,6 +104,7 @@ static void report(enum zm__end end, int code, int from_signal) {
     if (atomic_exchange(&st.reported, 1)) return;
     zm__sampler_final();
     int fd = st.stderr_fd, opened = 0;
+    if (fcntl(fd, F_GETFD) < 0) fd = STDERR_FILENO; /* the program closed our copy */
     if (st.output[0]) {
         char path[PATH_BYTES];
         if (zm__expand_pid(st.output, path, sizeof path)) {

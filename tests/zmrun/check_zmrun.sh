@@ -141,6 +141,12 @@ cli)
   expect_rc 4 "" "$ZMRUN" -o "$W/p.%p.txt" -- "$W/script"
   ls "$W"/p.*.txt > /dev/null || fail "no report file from %p"
   grep -q "heap at exit" "$W"/p.*.txt || fail "the text report lacks its heap figure"
+  # A relative --output names a file where zmrun ran, even for a program that
+  # changes directory.
+  rm -f "$W/rel.json"
+  (cd "$W" && "$ZMRUN" --json -o rel.json -- sh -c 'cd / && exit 0') || fail "relative --output run failed"
+  grep -q '"heap_final":' "$W/rel.json" || fail "no report in $W/rel.json for a program that changed directory"
+  echo "ok: relative --output after chdir"
   # --compare names the backends it could not find.
   mkdir -p "$W/only-libc"
   PRELOAD_DIR=$(dirname "$("$ZMRUN" --list-backends | awk '$1 == "libc" { print $2 }')")

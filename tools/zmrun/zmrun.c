@@ -173,6 +173,17 @@ static void preload_path(const char *backend, char *out, size_t len) {
     snprintf(out, len, "%s/%s/libzmalloc-preload-%s.so", exe, ZMRUN_REL_LIBDIR, backend);
 }
 
+/* The program may change directory before it writes: hand it absolute paths. */
+static char *absolute(const char *path) {
+    if (!path || path[0] == '/') return path ? strdup(path) : NULL;
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return strdup(path);
+    size_t len = strlen(cwd) + strlen(path) + 2;
+    char *out = malloc(len);
+    if (out) snprintf(out, len, "%s/%s", cwd, path);
+    return out;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -328,6 +339,8 @@ static int list_backends(void) {
 int main(int argc, char **argv) {
     opts o;
     parse_options(argc, argv, &o);
+    o.output = absolute(o.output);
+    o.csv = absolute(o.csv);
     if (o.compare < 0) return list_backends();
     char path[PATH_MAX];
     int err = zmrun_find_program(o.argv[0], path, sizeof path);
