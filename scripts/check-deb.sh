@@ -32,6 +32,17 @@ trap cleanup EXIT
 # The files (not directories) a package installs, as absolute paths.
 deb_files() { dpkg-deb -c "$1" | awk '$NF !~ /\/$/ {print substr($6, 2)}'; }
 
+# Exits, naming it, at the first file of package $1 that is on this system.
+refuse_present() { # deb why
+  local path
+  while read -r path; do
+    if [[ -e $path || -L $path ]]; then
+      echo "$path $2" >&2
+      exit 1
+    fi
+  done < <(deb_files "$1")
+}
+
 dpkg_locked() {
   local out i
   for i in $(seq 60); do
@@ -63,12 +74,7 @@ for deb in "${debs[@]}"; do
     echo "$name is already installed: not touching it" >&2
     exit 1
   fi
-  while read -r path; do
-    if [[ -e $path || -L $path ]]; then
-      echo "$path already exists: not installing over it" >&2
-      exit 1
-    fi
-  done < <(deb_files "$deb")
+  refuse_present "$deb" "already exists: not installing over it"
 done
 
 # Everything cmake --install installs is in one of the packages (an install()
@@ -143,11 +149,6 @@ echo "== dpkg --purge ${installed[*]}"
 dpkg_locked --purge "${installed[@]}" >/dev/null
 installed=()
 for deb in "${debs[@]}"; do
-  while read -r path; do
-    if [[ -e $path || -L $path ]]; then
-      echo "$path is still there after the purge" >&2
-      exit 1
-    fi
-  done < <(deb_files "$deb")
+  refuse_present "$deb" "is still there after the purge"
 done
 echo "check-deb: ok (packages built, installed, used, purged)"

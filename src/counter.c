@@ -20,9 +20,8 @@ enum thread_state {
  * path (racily, with relaxed atomics: nobody reads it) and always go on to
  * the slow path. */
 ZM_HIDDEN zm__slot zm__placeholder = {.mark = PLACEHOLDER_MARK};
-#define placeholder zm__placeholder
 
-__thread zm__slot *zm__tls_slot __attribute__((tls_model("initial-exec"))) = &placeholder;
+__thread zm__slot *zm__tls_slot __attribute__((tls_model("initial-exec"))) = &zm__placeholder;
 static __thread int tls_state;
 _Atomic size_t zm__request_bound = (size_t)ZM_PUBLISH_BATCH;
 static _Atomic size_t limit_bytes;
@@ -189,7 +188,7 @@ static void thread_exit(void *arg) {
     pthread_mutex_lock(&g.lock);
     retire_slot(arg);
     pthread_mutex_unlock(&g.lock);
-    zm__tls_slot = &placeholder;
+    zm__tls_slot = &zm__placeholder;
     tls_state = THREAD_DEAD;
 }
 
@@ -207,7 +206,7 @@ static void fork_child(void) {
         if (s != self) retire_slot(s);
     }
     int64_t est = atomic_load_explicit(&g.retired, memory_order_relaxed);
-    if (self != &placeholder) est += self->mark;
+    if (self != &zm__placeholder) est += self->mark;
     atomic_store_explicit(&g.published, est, memory_order_relaxed);
     pthread_mutex_init(&g.lock, NULL);
 #ifdef ZM_PRELOAD
@@ -261,7 +260,7 @@ static zm__slot *register_thread(void) {
 /* Reached when the balance drifted a batch from the mark, or when the thread
  * has no slot (the placeholder's mark sends every update here). */
 void zm__count_slow(zm__slot *s, int64_t balance, int64_t delta) {
-    if (zm_likely(s != &placeholder)) {
+    if (zm_likely(s != &zm__placeholder)) {
         publish(s, balance);
         return;
     }
@@ -276,7 +275,7 @@ void zm__count_large(int64_t delta) {
     zm__count(delta);
     zm__slot *s = zm__tls_slot;
     int64_t balance = atomic_load_explicit(&s->balance, memory_order_relaxed);
-    if (s != &placeholder && balance != s->mark) publish(s, balance);
+    if (s != &zm__placeholder && balance != s->mark) publish(s, balance);
     sample_exact();
 }
 

@@ -38,8 +38,7 @@ static size_t usable_unknown(void *p) {
     (void)p;
     return 0;
 }
-size_t (*zm__libc_usable_size)(void *) = usable_unknown;
-#define glibc_usable_size zm__libc_usable_size
+static size_t (*glibc_usable_size)(void *) = usable_unknown;
 #define glibc_malloc __libc_malloc
 #define glibc_free __libc_free
 #else
@@ -49,11 +48,7 @@ size_t (*zm__libc_usable_size)(void *) = usable_unknown;
 #endif
 
 #ifdef ZM_GLIBC_CHUNKS
-#ifdef ZM_PRELOAD
-int zm__glibc_chunks_ok = 1;
-#else
 int zm__glibc_chunks_ok;
-#endif
 
 /* Both sides of the mmap threshold, the smallest chunk and odd sizes. The
  * mmapped probe is larger than glibc's largest dynamic mmap threshold (32 MiB
@@ -76,7 +71,7 @@ static int chunk_reads_agree(void) {
 __attribute__((constructor)) static void probe_malloc(void) {
 #ifdef ZM_PRELOAD
     size_t (*usable)(void *) = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
-    if (usable) zm__libc_usable_size = usable;
+    if (usable) glibc_usable_size = usable;
 #endif
     malloc_is_glibcs = find_glibc_malloc();
 #ifdef ZM_GLIBC_CHUNKS

@@ -17,14 +17,14 @@
 /* In the preload library our malloc is the program's: glibc's own is reached
  * under the second names glibc exports it by. The chunk reads are on from the
  * start (a preload library is built for glibc only, without sanitizers), and
- * libc.c checks them at load time against glibc's malloc_usable_size(). */
+ * libc.c checks them at load time against glibc's malloc_usable_size() and
+ * stops the program if they disagree. */
 void *__libc_malloc(size_t);
 void *__libc_calloc(size_t, size_t);
 void *__libc_realloc(void *, size_t);
 void *__libc_memalign(size_t, size_t);
 void __libc_free(void *);
 #define ZM_LIBC(name) __libc_##name
-extern ZM_HIDDEN size_t (*zm__libc_usable_size)(void *);
 #else
 #define ZM_LIBC(name) name
 #endif
@@ -55,19 +55,21 @@ static inline size_t zm__glibc_chunk_usable(const void *p) {
 }
 #endif
 
-static inline size_t zm__be_usable(const void *p) {
-#if defined(ZM_PRELOAD) && defined(ZM_GLIBC_CHUNKS)
-    return zm__glibc_chunk_usable(p); /* checked at load: libc.c stops the program otherwise */
+#ifdef ZM_PRELOAD
+#ifndef ZM_GLIBC_CHUNKS
+#error "the libc preload library reads glibc's chunk headers: glibc, no sanitizers"
 #endif
+static inline size_t zm__be_usable(const void *p) {
+    return zm__glibc_chunk_usable(p); /* checked at load: libc.c stops the program otherwise */
+}
+#else
+static inline size_t zm__be_usable(const void *p) {
 #ifdef ZM_GLIBC_CHUNKS
     if (zm_likely(zm__glibc_chunks_ok)) return zm__glibc_chunk_usable(p);
 #endif
-#ifdef ZM_PRELOAD
-    return zm__libc_usable_size((void *)p);
-#else
     return malloc_usable_size((void *)p);
-#endif
 }
+#endif
 
 static inline void *zm__be_done(void *p, size_t *usable) {
     if (usable && zm_likely(p != NULL)) *usable = zm__be_usable(p);

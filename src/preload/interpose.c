@@ -27,11 +27,6 @@ ZM_INLINE void bump(_Atomic uint64_t *x, uint64_t n) {
                           memory_order_relaxed);
 }
 
-/* Branch-free: 0 shares bucket 1 with 1. */
-ZM_INLINE unsigned bucket(size_t size) {
-    return 64u - (unsigned)__builtin_clzll((unsigned long long)size | 1u);
-}
-
 /* A thread with a slot counts in it; one without (not registered, or past
  * its exit hook) counts in the shared totals. */
 ZM_INLINE void note_alloc(enum zm__fn fn, size_t request, size_t held) {
@@ -43,7 +38,7 @@ ZM_INLINE void note_alloc(enum zm__fn fn, size_t request, size_t held) {
     bump(&s->stats.calls[fn], 1);
     bump(&s->stats.requested, request);
     bump(&s->stats.held, held);
-    bump(&s->stats.hist[bucket(request)], 1);
+    bump(&s->stats.hist[zm__size_bucket(request)], 1);
     if (zm_unlikely(atomic_load_explicit(&s->balance, memory_order_relaxed) > s->peak_mark))
         zm__peak_check(s);
 }

@@ -60,18 +60,14 @@ uint64_t zm__now_ns(void) {
 }
 
 int zm__expand_pid(const char *path, char *buf, size_t len) {
-    char digits[24];
-    int nd = 0;
-    unsigned long pid = (unsigned long)getpid();
-    do digits[nd++] = (char)('0' + pid % 10);
-    while ((pid /= 10) != 0);
+    char pid[ZM_U64_DIGITS];
+    size_t npid = zm__format_u64(pid, (uint64_t)getpid());
     size_t n = 0;
     for (const char *c = path; *c; c++) {
         if (c[0] == '%' && c[1] == 'p') {
-            for (int i = nd; i > 0; i--) {
-                if (n + 1 >= len) return 0;
-                buf[n++] = digits[i - 1];
-            }
+            if (n + npid >= len) return 0;
+            memcpy(buf + n, pid, npid);
+            n += npid;
             c++;
             continue;
         }
@@ -166,7 +162,6 @@ void zm__preload_fork_child(void) {
 /* The C library's own functions behind the ones below. */
 static struct {
     void (*exit_)(int);
-    void (*Exit_)(int);
     int (*execve)(const char *, char *const[], char *const[]);
     int (*execvpe)(const char *, char *const[], char *const[]);
     int (*fexecve)(int, char *const[], char *const[]);
@@ -174,7 +169,6 @@ static struct {
 
 static void find_real(void) {
     real.exit_ = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
-    real.Exit_ = (void (*)(int))dlsym(RTLD_NEXT, "_Exit");
     real.execve = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execve");
     real.execvpe = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execvpe");
     real.fexecve = (int (*)(int, char *const[], char *const[]))dlsym(RTLD_NEXT, "fexecve");
@@ -219,9 +213,6 @@ __attribute__((constructor(101))) static void preload_init(void) {
 
 __attribute__((destructor)) static void preload_fini(void) { report(ZM_END_EXIT, 0, 0); }
 
-/* If the exec fails the process goes on: its report is still to come. */
-static void exec_failed(void) { atomic_store(&st.reported, 0); }
-
 ZM_PUBLIC void _exit(int status) {
     report(ZM_END__EXIT, status, 0);
     if (real.exit_) real.exit_(status);
@@ -229,35 +220,30 @@ ZM_PUBLIC void _exit(int status) {
     __builtin_unreachable();
 }
 
-ZM_PUBLIC void _Exit(int status) {
-    report(ZM_END__EXIT, status, 0);
-    if (real.Exit_) real.Exit_(status);
-    syscall(SYS_exit_group, status);
-    __builtin_unreachable();
-}
+/* glibc's _Exit is its _exit. */
+ZM_PUBLIC void _Exit(int status) { _exit(status); }
+
+/* Reports, then calls the C library's exec; if that returns, the exec failed
+ * and the process goes on: its report is still to come. */
+#define REPORTED_EXEC(fn, ...)                                                                     \
+    do {                                                                                           \
+        if (!real.fn) find_real();                                                                 \
+        report(ZM_END_EXEC, 0, 0);                                                                 \
+        int r_ = real.fn(__VA_ARGS__);                                                             \
+        atomic_store(&st.reported, 0);                                                             \
+        return r_;                                                                                 \
+    } while (0)
 
 ZM_PUBLIC int execve(const char *path, char *const argv[], char *const envp[]) {
-    if (!real.execve) find_real();
-    report(ZM_END_EXEC, 0, 0);
-    int r = real.execve(path, argv, envp);
-    exec_failed();
-    return r;
+    REPORTED_EXEC(execve, path, argv, envp);
 }
 
 ZM_PUBLIC int execvpe(const char *file, char *const argv[], char *const envp[]) {
-    if (!real.execvpe) find_real();
-    report(ZM_END_EXEC, 0, 0);
-    int r = real.execvpe(file, argv, envp);
-    exec_failed();
-    return r;
+    REPORTED_EXEC(execvpe, file, argv, envp);
 }
 
 ZM_PUBLIC int fexecve(int fd, char *const argv[], char *const envp[]) {
-    if (!real.fexecve) find_real();
-    report(ZM_END_EXEC, 0, 0);
-    int r = real.fexecve(fd, argv, envp);
-    exec_failed();
-    return r;
+    REPORTED_EXEC(fexecve, fd, argv, envp);
 }
 
 extern char **environ;

@@ -41,6 +41,11 @@ typedef struct zm__report_opts {
 /* Writes the report with write(2) (no stdio, no heap). */
 ZM_HIDDEN void zm__report_write(const zm__report_opts *o);
 
+/* v in decimal at buf (room for ZM_U64_DIGITS), no NUL; returns its length.
+ * For code that may not use stdio (report, sampler, file names). */
+#define ZM_U64_DIGITS 20
+ZM_HIDDEN size_t zm__format_u64(char *buf, uint64_t v);
+
 /* Path with every "%p" replaced by the pid, into buf; 0 if it does not fit. */
 ZM_HIDDEN int zm__expand_pid(const char *path, char *buf, size_t len);
 

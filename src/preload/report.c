@@ -40,12 +40,18 @@ static void put_bytes(out *o, const char *s, size_t len) {
 
 static void put(out *o, const char *s) { put_bytes(o, s, strlen(s)); }
 
-static void put_u64(out *o, uint64_t v) {
-    char d[24];
-    int n = 0;
-    do d[n++] = (char)('0' + v % 10);
+size_t zm__format_u64(char *buf, uint64_t v) {
+    char rev[ZM_U64_DIGITS];
+    size_t n = 0;
+    do rev[n++] = (char)('0' + v % 10);
     while ((v /= 10) != 0);
-    while (n) put_bytes(o, &d[--n], 1);
+    for (size_t i = 0; i < n; i++) buf[i] = rev[n - 1 - i];
+    return n;
+}
+
+static void put_u64(out *o, uint64_t v) {
+    char d[ZM_U64_DIGITS];
+    put_bytes(o, d, zm__format_u64(d, v));
 }
 
 /* v / 1000 with three decimals. */
@@ -56,13 +62,11 @@ static void put_milli(out *o, uint64_t v) {
 }
 
 /* Right-aligned in width columns. */
-static void put_u64_w(out *o, uint64_t v, int width) {
-    char d[24];
-    int n = 0;
-    do d[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (int i = n; i < width; i++) put_bytes(o, " ", 1);
-    while (n) put_bytes(o, &d[--n], 1);
+static void put_u64_w(out *o, uint64_t v, size_t width) {
+    char d[ZM_U64_DIGITS];
+    size_t n = zm__format_u64(d, v);
+    for (size_t i = n; i < width; i++) put_bytes(o, " ", 1);
+    put_bytes(o, d, n);
 }
 
 /* "12345678 (11.77 MiB)" */

@@ -21,22 +21,14 @@ static struct {
     _Atomic int running;
 } sm = {.fd = -1};
 
-static void append_u64(char *buf, size_t *n, uint64_t v) {
-    char d[24];
-    int k = 0;
-    do d[k++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (k) buf[(*n)++] = d[--k];
-}
-
 static void sample(void) {
     char line[96];
     size_t n = 0;
-    append_u64(line, &n, (zm__now_ns() - sm.start_ns) / 1000000);
+    n += zm__format_u64(line + n, (zm__now_ns() - sm.start_ns) / 1000000);
     line[n++] = ',';
-    append_u64(line, &n, zm_used_memory());
+    n += zm__format_u64(line + n, zm_used_memory());
     line[n++] = ',';
-    append_u64(line, &n, zm__os_rss());
+    n += zm__format_u64(line + n, zm__os_rss());
     line[n++] = '\n';
     ssize_t ignored = write(sm.fd, line, n);
     (void)ignored;

@@ -20,9 +20,8 @@ void zm__stats_fold(zm__stats *s) {
 }
 
 void zm__stats_shared_alloc(enum zm__fn fn, size_t request, size_t held) {
-    unsigned b = 64u - (unsigned)__builtin_clzll((unsigned long long)request | 1u);
     atomic_fetch_add_explicit(&shared.calls[fn], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&shared.hist[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shared.hist[zm__size_bucket(request)], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&shared.requested, request, memory_order_relaxed);
     atomic_fetch_add_explicit(&shared.held, held, memory_order_relaxed);
 }

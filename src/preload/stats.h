@@ -7,6 +7,7 @@
 #define ZM_PRELOAD_STATS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -29,6 +30,11 @@ enum zm__fn {
 /* Bucket k (1..64): sizes in [2^(k-1), 2^k), and 0 in bucket 1; bucket 0
  * stays empty. */
 #define ZM_HIST_BUCKETS 65
+
+/* Branch-free: 0 shares bucket 1 with 1. */
+static inline unsigned zm__size_bucket(size_t size) {
+    return 64u - (unsigned)__builtin_clzll((unsigned long long)size | 1u);
+}
 
 typedef struct zm__stats {
     _Atomic uint64_t calls[ZM_FN_COUNT];

@@ -288,9 +288,10 @@ static int compare(const opts *o, const char *path) {
     zmrun_figures f[N_BACKENDS];
     run_result r[N_BACKENDS];
     int installed[N_BACKENDS], failed[N_BACKENDS], status = 0;
-    char lib[PATH_MAX + 64];
+    char libs[N_BACKENDS][PATH_MAX + 64];
     for (size_t i = 0; i < N_BACKENDS; i++) {
-        preload_path(backends[i], lib, sizeof lib);
+        char *lib = libs[i];
+        preload_path(backends[i], lib, sizeof libs[i]);
         installed[i] = access(lib, R_OK) == 0;
         failed[i] = 0;
         if (!installed[i]) continue;
@@ -310,8 +311,7 @@ static int compare(const opts *o, const char *path) {
            "heap at exit", "peak RSS", "RSS at exit", "RSS/heap", "exit");
     for (size_t i = 0; i < N_BACKENDS; i++) {
         if (!installed[i]) {
-            preload_path(backends[i], lib, sizeof lib);
-            printf("%-9s not installed (no %s)\n", backends[i], lib);
+            printf("%-9s not installed (no %s)\n", backends[i], libs[i]);
             continue;
         }
         if (failed[i]) {
