@@ -81,6 +81,27 @@ ZM_INLINE void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {
     return alloc_aligned_impl(size, usable, kind, 0);
 }
 
+#ifdef ZM_ALLOCATOR_COUNTS
+/* The allocator counts frees itself: only a thread without a slot has work
+ * to do, once the block is gone. */
+ZM_INLINE void free_impl(void *ptr, size_t acct) {
+    if (zm__free_needs_count()) {
+        zm__blk_free(ptr, acct);
+        zm__count_unslotted();
+        return;
+    }
+    zm__blk_free(ptr, acct);
+}
+
+ZM_INLINE void free_any_impl(void *ptr) {
+    if (zm__free_needs_count()) {
+        zm__be_free(ptr);
+        zm__count_unslotted();
+        return;
+    }
+    zm__be_free(ptr);
+}
+#else
 /* Counting first lets the compiler end zm_free with a jump to the backend. */
 ZM_INLINE void free_impl(void *ptr, size_t acct) {
     zm__count(-(int64_t)acct);
@@ -97,11 +118,22 @@ ZM_INLINE void free_any_impl(void *ptr) {
     free_impl(ptr, zm__blk_acct(ptr));
 #endif
 }
+#endif
 
 /* NULL with size 0 means "freed", not a failure. Only growth is checked
  * against the limit: a realloc that does not raise used memory always may. */
 ZM_INLINE void *realloc_impl(void *ptr, size_t size, size_t *usable) {
     if (!ptr) return alloc_impl(size, usable, ALLOC_PLAIN);
+#ifdef ZM_ALLOCATOR_COUNTS
+    /* A size below the request bound grows the block by less than that: no
+     * need to know the old size (the allocator counts the change). */
+    if (zm_likely(size != 0 && zm__request_small(size))) {
+        void *q = zm__blk_realloc(ptr, size, usable);
+        if (zm_unlikely(!q)) return fail(usable);
+        zm__count(0);
+        return q;
+    }
+#endif
     size_t old = zm__blk_acct(ptr);
     if (size == 0) {
         free_impl(ptr, old);

@@ -2,7 +2,9 @@
  * See counter.h for the scheme. */
 #include "counter.h"
 
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "zmalloc.h"
 
@@ -19,10 +21,23 @@ enum thread_state {
 /* Threads without a slot of their own update this one's balance on the hot
  * path (racily, with relaxed atomics: nobody reads it) and always go on to
  * the slow path. */
+#ifdef ZM_ALLOCATOR_COUNTS
+static const uint64_t no_counter;
+ZM_HIDDEN zm__slot zm__placeholder = {
+    .mark = PLACEHOLDER_MARK, .allocated = &no_counter, .allocated_mark = UINT64_MAX / 2};
+#else
 ZM_HIDDEN zm__slot zm__placeholder = {.mark = PLACEHOLDER_MARK};
+#endif
 
 __thread zm__slot *zm__tls_slot __attribute__((tls_model("initial-exec"))) = &zm__placeholder;
 static __thread int tls_state;
+#ifdef ZM_ALLOCATOR_COUNTS
+/* The thread's allocator counters, and how much of their balance a thread
+ * without a slot has already counted into the shared figures. */
+static __thread const volatile uint64_t *tls_allocated, *tls_deallocated;
+static __thread int64_t tls_counted;
+static __thread uint64_t tls_token; /* see zm__slot.token */
+#endif
 _Atomic size_t zm__request_bound = (size_t)ZM_PUBLISH_BATCH;
 static _Atomic size_t limit_bytes;
 
@@ -47,6 +62,9 @@ static struct {
     zm__slot *chunk;                        /* unused slots left in the current chunk */
     size_t chunk_left;
     _Atomic int64_t live; /* slots in the registry */
+#ifdef ZM_ALLOCATOR_COUNTS
+    uint64_t tokens; /* under the lock */
+#endif
 #ifdef ZM_PRELOAD
     _Atomic uint64_t seq; /* odd while "retired" or "live" changes: zm__peak_check reads both */
 #endif
@@ -63,12 +81,58 @@ static void see_peak(int64_t v) {
     }
 }
 
-/* The exact figure: each term is one word its owner wrote, so each is a value
- * that thread's own sequence of calls really produced. Caller holds the lock. */
+#ifdef ZM_ALLOCATOR_COUNTS
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+static uint64_t load_counter(const volatile uint64_t *c) {
+    return __atomic_load_n(c, __ATOMIC_ACQUIRE);
+}
+
+/* The calling thread's own balance: nobody else writes its counters. */
+static int64_t own_balance(const volatile uint64_t *allocated, const volatile uint64_t *deallocated) {
+    return (int64_t)(*allocated - *deallocated);
+}
+
+/* A slot's balance at one instant of its owner's sequence of calls: the
+ * allocated counter read between two equal readings of the deallocated one
+ * (both only grow, and they share a cache line, so a retry is rare). A slot
+ * whose owner is gone without its exit hook gives the balance last read.
+ * Caller holds the lock, or is the owner. */
+static int64_t slot_balance(zm__slot *s) {
+    if (s == zm__tls_slot) return own_balance(s->allocated, s->deallocated);
+    for (;;) {
+        if (load_counter(s->token_at) != s->token) break;
+        uint64_t d = load_counter(s->deallocated);
+        uint64_t a = load_counter(s->allocated);
+        uint64_t d2 = load_counter(s->deallocated);
+        if (load_counter(s->token_at) != s->token) break;
+        if (d == d2) {
+            int64_t b = (int64_t)(a - d);
+            atomic_store_explicit(&s->seen, b, memory_order_relaxed);
+            return b;
+        }
+        cpu_relax();
+    }
+    return atomic_load_explicit(&s->seen, memory_order_relaxed);
+}
+#else
+/* Each term is one word its owner wrote. */
+static int64_t slot_balance(zm__slot *s) {
+    return atomic_load_explicit(&s->balance, memory_order_relaxed);
+}
+#endif
+
+/* The exact figure: each term is a value that its thread's own sequence of
+ * calls really produced. Caller holds the lock. */
 static int64_t sum_locked(void) {
     int64_t sum = atomic_load_explicit(&g.retired, memory_order_relaxed);
-    for (zm__slot *s = g.head; s; s = s->next)
-        sum += atomic_load_explicit(&s->balance, memory_order_relaxed);
+    for (zm__slot *s = g.head; s; s = s->next) sum += slot_balance(s);
     return sum;
 }
 
@@ -110,6 +174,9 @@ static void add_shared(int64_t delta) {
 static void publish(zm__slot *s, int64_t balance) {
     int64_t delta = balance - s->mark;
     s->mark = balance;
+#ifdef ZM_ALLOCATOR_COUNTS
+    atomic_store_explicit(&s->seen, balance, memory_order_relaxed);
+#endif
 #ifdef ZMALLOC_TESTING
     if (zm__test_publish_hook) zm__test_publish_hook();
 #endif
@@ -153,8 +220,8 @@ static void link_slot(zm__slot *s) {
  * owner is gone or past its last count. Caller holds the lock (or is the only
  * thread, in a fork child). The estimate gains what the slot had not
  * published; the exact figure does not change. */
-static void retire_slot(zm__slot *s) {
-    int64_t balance = atomic_load_explicit(&s->balance, memory_order_relaxed);
+static int64_t retire_slot(zm__slot *s) {
+    int64_t balance = slot_balance(s);
     seq_bump();
     atomic_fetch_add_explicit(&g.retired, balance, memory_order_relaxed);
     atomic_fetch_add_explicit(&g.published, balance - s->mark, memory_order_relaxed);
@@ -167,6 +234,7 @@ static void retire_slot(zm__slot *s) {
     zm__stats_fold(&s->stats);
 #endif
     put_slot(s);
+    return balance;
 }
 
 /* Slots whose owner had the calling thread's identity: that thread is gone
@@ -186,8 +254,13 @@ static void retire_stale_slots(pthread_t self) {
  * atomic adds, and every reader of it holds the lock. */
 static void thread_exit(void *arg) {
     pthread_mutex_lock(&g.lock);
-    retire_slot(arg);
+    int64_t balance = retire_slot(arg);
     pthread_mutex_unlock(&g.lock);
+#ifdef ZM_ALLOCATOR_COUNTS
+    tls_counted = balance; /* what later calls add to it, they count themselves */
+#else
+    (void)balance;
+#endif
     zm__tls_slot = &zm__placeholder;
     tls_state = THREAD_DEAD;
 }
@@ -222,6 +295,30 @@ static void init_once(void) {
 /* Set up at load time so that no allocation path has to. */
 __attribute__((constructor)) static void counter_init(void) { pthread_once(&g_once, init_once); }
 
+#ifdef ZM_ALLOCATOR_COUNTS
+/* The calling thread's counters; a jemalloc without them cannot count at
+ * all, which the build's own tests rule out: say so and stop. */
+static void find_own_counters(void) {
+    if (tls_allocated) return;
+    if (zm__be_thread_counters(&tls_allocated, &tls_deallocated) != 0) {
+        static const char msg[] = "zmalloc: the private jemalloc has no thread.allocatedp counters\n";
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+        abort();
+    }
+}
+
+/* What the thread's allocator counters moved since it last counted, into
+ * the shared figures: for a thread without a slot, after each call. */
+static void count_unslotted(void) {
+    find_own_counters();
+    int64_t b = own_balance(tls_allocated, tls_deallocated);
+    int64_t delta = b - tls_counted;
+    tls_counted = b;
+    if (delta) add_shared(delta);
+}
+#endif
+
 static zm__slot *register_thread(void) {
     tls_state = THREAD_BUSY; /* pthread_setspecific may allocate: count that on the slow path */
     pthread_once(&g_once, init_once);
@@ -239,6 +336,27 @@ static zm__slot *register_thread(void) {
         tls_state = THREAD_DEAD; /* no exit hook: never enter the registry */
         return NULL;
     }
+#ifdef ZM_ALLOCATOR_COUNTS
+    /* The counters hold the thread's whole history, this call included: the
+     * slot starts at that balance, published at once. */
+    find_own_counters();
+    s->allocated = tls_allocated;
+    s->deallocated = tls_deallocated;
+    s->allocated_mark = *tls_allocated;
+    int64_t balance = own_balance(tls_allocated, tls_deallocated);
+    s->mark = balance;
+    atomic_store_explicit(&s->seen, balance, memory_order_relaxed);
+    s->token_at = &tls_token;
+    pthread_mutex_lock(&g.lock);
+    s->token = tls_token = ++g.tokens;
+    s->owner = self;
+    link_slot(s);
+    pthread_mutex_unlock(&g.lock);
+    zm__tls_slot = s;
+    tls_state = THREAD_LIVE;
+    add_published(balance);
+    return s;
+#else
     /* Ordering: the zeroed balance is stored before the slot is linked under
      * the lock; a reader acquires that lock before it reads the slot, so on a
      * weakly ordered CPU too it sees 0 or later, never the slot's former
@@ -255,8 +373,42 @@ static zm__slot *register_thread(void) {
     zm__tls_slot = s;
     tls_state = THREAD_LIVE;
     return s;
+#endif
 }
 
+#ifdef ZM_ALLOCATOR_COUNTS
+/* After an allocation: the thread allocated a batch since it last published,
+ * or it has no slot. */
+void zm__count_slow(zm__slot *s, int64_t balance, int64_t delta) {
+    (void)balance;
+    (void)delta;
+    if (zm_likely(s != &zm__placeholder)) {
+        s->allocated_mark = *s->allocated;
+        publish(s, own_balance(s->allocated, s->deallocated));
+        return;
+    }
+    zm__count_unslotted();
+}
+
+void zm__count_unslotted(void) {
+    if (tls_state == THREAD_BUSY) return; /* registration reads the counters after */
+    if (tls_state == THREAD_NEW && register_thread()) return;
+    count_unslotted();
+}
+
+void zm__count_large(int64_t delta) {
+    (void)delta;
+    zm__slot *s = zm__tls_slot;
+    if (s == &zm__placeholder) {
+        zm__count_unslotted();
+    } else {
+        s->allocated_mark = *s->allocated;
+        int64_t balance = own_balance(s->allocated, s->deallocated);
+        if (balance != s->mark) publish(s, balance);
+    }
+    sample_exact();
+}
+#else
 /* Reached when the balance drifted a batch from the mark, or when the thread
  * has no slot (the placeholder's mark sends every update here). */
 void zm__count_slow(zm__slot *s, int64_t balance, int64_t delta) {
@@ -278,6 +430,7 @@ void zm__count_large(int64_t delta) {
     if (s != &zm__placeholder && balance != s->mark) publish(s, balance);
     sample_exact();
 }
+#endif
 
 int zm__request_allowed(size_t request) {
     if (request == 0) return 1;

@@ -33,6 +33,16 @@
 
 #define ZM_PUBLISH_BATCH ((int64_t)64 * 1024)
 
+/* The allocator counts (a private jemalloc, cmake/jemalloc_private.cmake):
+ * every thread's allocated and deallocated bytes are two words jemalloc keeps
+ * in that thread's TLS on its own fast paths, and a slot's balance is their
+ * difference, which readers read from there. The hot path only decides when
+ * to publish (after an allocation) and whether the thread has a slot (after
+ * a free); it never learns a block's size. */
+#if defined(ZM_JE_PRIVATE) && !defined(ZM_PRELOAD)
+#define ZM_ALLOCATOR_COUNTS 1
+#endif
+
 typedef struct zm__slot {
     /* Written by the owner only; read by anyone under the registry lock.
      * Relaxed is enough: a reader needs some value from the owner's own
@@ -42,6 +52,16 @@ typedef struct zm__slot {
     int64_t mark;                   /* owner only: balance when last published */
     struct zm__slot *prev, *next;   /* registry or free-list links, under the lock */
     pthread_t owner;                /* under the lock */
+#ifdef ZM_ALLOCATOR_COUNTS
+    const volatile uint64_t *allocated, *deallocated; /* the owner's counters, in its TLS */
+    uint64_t allocated_mark; /* owner only: *allocated when last published */
+    /* A reader trusts the counters only while *token_at (a TLS word of the
+     * owner) still holds token: a thread that registered too late for its
+     * exit hook leaves a slot whose TLS the next thread reuses. */
+    const volatile uint64_t *token_at;
+    uint64_t token;
+    _Atomic int64_t seen; /* the balance last read: what such a slot retires with */
+#endif
 #ifdef ZM_PRELOAD
     int64_t peak_mark; /* owner only: a balance above this may be a new peak */
     zm__stats stats;   /* owner writes, like balance */
@@ -64,6 +84,28 @@ ZM_HIDDEN int zm__request_allowed(size_t request);
  * check): publishes at once and lets the peak see the exact sum. */
 ZM_HIDDEN void zm__count_large(int64_t delta);
 
+#ifdef ZM_ALLOCATOR_COUNTS
+/* Threads without a slot (not yet registered, or past their exit hook) see
+ * this one: its counters are so far from its mark that every check below
+ * takes the slow path. */
+extern ZM_HIDDEN zm__slot zm__placeholder;
+/* The calling thread's allocator counters (the backend's); 0 on success. */
+ZM_HIDDEN int zm__be_thread_counters(const volatile uint64_t **allocated,
+                                     const volatile uint64_t **deallocated);
+
+/* After an allocation, which the allocator has counted (request unused):
+ * publishes once the thread allocated a batch since it last did. */
+static inline void zm__count(int64_t request) {
+    (void)request;
+    zm__slot *s = zm__tls_slot;
+    if (zm_unlikely(*s->allocated - s->allocated_mark > (uint64_t)ZM_PUBLISH_BATCH))
+        zm__count_slow(s, 0, 0);
+}
+/* Before a free: whether the thread must count it itself (it has no slot);
+ * if so it calls zm__count_unslotted() once the block is freed. */
+static inline int zm__free_needs_count(void) { return zm_unlikely(zm__tls_slot == &zm__placeholder); }
+ZM_HIDDEN void zm__count_unslotted(void);
+#else
 /* Adds delta to the calling thread's balance. */
 static inline void zm__count(int64_t delta) {
     zm__slot *s = zm__tls_slot;
@@ -74,6 +116,7 @@ static inline void zm__count(int64_t delta) {
                     (uint64_t)(2 * ZM_PUBLISH_BATCH)))
         zm__count_slow(s, b, delta);
 }
+#endif
 
 /* Whether a request may go ahead without the slow check. Ordering: relaxed;
  * a thread that reads the bound just before zm_set_limit() changes it lets

@@ -24,7 +24,7 @@ static int libc_replaced(void) {
 }
 
 #if defined(ZM_TEST_BACKEND_jemalloc)
-#include <jemalloc/jemalloc.h>
+#include "zt_jemalloc.h"
 #define OWN_SIZE(p) sallocx((p), 0)
 #define BACKEND_NAME "jemalloc-"
 #elif defined(ZM_TEST_BACKEND_tcmalloc)
@@ -60,6 +60,19 @@ static void test_fast_paths_enabled(void **state) {
 #if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_CHUNKS)
     extern int zm__glibc_chunks_ok;
     assert_int_equal(zm__glibc_chunks_ok, !libc_replaced());
+#elif defined(ZM_TEST_BACKEND_jemalloc) && defined(ZM_JE_PRIVATE) && !defined(ZM_SIZE_HEADER)
+    extern int zm__je_classes_ok;
+    assert_int_equal(zm__je_classes_ok, 1);
+    /* The private jemalloc's own counters are the accounting: they exist and
+     * move by exactly the block's size at zm_malloc and at zm_free. */
+    const volatile uint64_t *a, *d;
+    assert_int_equal(zm__be_thread_counters(&a, &d), 0);
+    uint64_t a0 = *a, d0 = *d;
+    void *p = zm_malloc(100);
+    size_t size = sallocx(p, 0);
+    assert_int_equal(*a - a0, size);
+    zm_free(p);
+    assert_int_equal(*d - d0, size);
 #elif defined(ZM_TEST_BACKEND_jemalloc)
     extern int zm__je_classes_ok, zm__je_own_malloc;
     assert_int_equal(zm__je_classes_ok, 1);

@@ -12,7 +12,7 @@
 #include "zm_test.h"
 
 #if defined(ZM_TEST_BACKEND_jemalloc)
-#include <jemalloc/jemalloc.h>
+#include "zt_jemalloc.h"
 #elif defined(ZM_TEST_BACKEND_tcmalloc)
 #include <gperftools/malloc_extension_c.h>
 #elif defined(ZM_TEST_BACKEND_mimalloc)

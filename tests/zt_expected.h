@@ -26,6 +26,12 @@
 #endif
 #endif
 
+/* ZT_ALLOCATOR_COUNTS: the private jemalloc's own counters are the
+ * accounting (src/counter.h), so frees never publish. */
+#if defined(ZM_JE_PRIVATE) && !defined(ZM_SIZE_HEADER)
+#define ZT_ALLOCATOR_COUNTS 1
+#endif
+
 /* Whether the test runs under valgrind: ZMALLOC_UNDER_VALGRIND=1 (set by the
  * "valgrind" configuration of scripts/test-all.sh) or RUNNING_ON_VALGRIND. */
 static inline int zt_under_valgrind(void) {
@@ -60,7 +66,7 @@ static inline size_t zt_expected_size(const void *p, size_t requested) {
     return requested + alignof(max_align_t);
 }
 #elif defined(ZM_TEST_BACKEND_jemalloc)
-#include <jemalloc/jemalloc.h>
+#include "zt_jemalloc.h"
 static inline size_t zt_expected_size(const void *p, size_t requested) {
     (void)requested;
     return sallocx((void *)p, 0);

@@ -13,13 +13,39 @@
 #define ZM_STR2(x) #x
 #define ARENAS_ALL ZM_STR(MALLCTL_ARENAS_ALL)
 
+int zm__je_classes_ok;
+
+#ifdef ZM_JE_PRIVATE
+/* "thread.allocatedp" and "thread.deallocatedp" as MIBs, looked up at load
+ * time (which also sets up jemalloc's mallctl tree before any fork). */
+static size_t allocated_mib[2], deallocated_mib[2], counters_miblen;
+
+int zm__be_thread_counters(const volatile uint64_t **allocated,
+                           const volatile uint64_t **deallocated) {
+    uint64_t *a = NULL, *d = NULL;
+    size_t la = sizeof a, ld = sizeof d;
+    if (counters_miblen == 0 ||
+        mallctlbymib(allocated_mib, counters_miblen, &a, &la, NULL, 0) != 0 ||
+        mallctlbymib(deallocated_mib, counters_miblen, &d, &ld, NULL, 0) != 0 || !a || !d)
+        return -1;
+    *allocated = a;
+    *deallocated = d;
+    return 0;
+}
+
+static void find_counters(void) {
+    size_t n = 2, m = 2;
+    if (mallctlnametomib("thread.allocatedp", allocated_mib, &n) == 0 &&
+        mallctlnametomib("thread.deallocatedp", deallocated_mib, &m) == 0 && n == 2 && m == 2)
+        counters_miblen = 2;
+}
+#else
 static void *plain_mallocx(size_t size) { return mallocx(size, 0); }
 static void plain_dallocx(void *p) { dallocx(p, 0); }
 
 void *(*zm__je_malloc)(size_t) = plain_mallocx;
 void (*zm__je_free)(void *) = plain_dallocx;
 int zm__je_own_malloc;
-int zm__je_classes_ok;
 __thread volatile uint64_t *zm__je_deallocated __attribute__((tls_model("initial-exec")));
 
 /* "thread.deallocatedp" as a MIB, looked up at load time: that also sets up
@@ -60,6 +86,8 @@ static void find_own_malloc(void) {
     dlclose(lib); /* RTLD_NOLOAD took a reference: the library stays loaded */
 }
 
+#endif
+
 /* Walks every size class up to 64 MiB, checking both ends of each. */
 static int size_classes_agree(void) {
     for (size_t n = 1; n <= ((size_t)64 << 20); n = zm__je_size_class(n) + 1) {
@@ -69,6 +97,12 @@ static int size_classes_agree(void) {
     return 1;
 }
 
+#ifdef ZM_JE_PRIVATE
+__attribute__((constructor)) static void probe_jemalloc(void) {
+    find_counters();
+    zm__je_classes_ok = size_classes_agree();
+}
+#else
 __attribute__((constructor)) static void probe_jemalloc(void) {
     find_own_malloc();
     deallocated_miblen = sizeof deallocated_mib / sizeof deallocated_mib[0];
@@ -76,6 +110,7 @@ __attribute__((constructor)) static void probe_jemalloc(void) {
         deallocated_miblen = 0;
     zm__je_classes_ok = size_classes_agree();
 }
+#endif
 
 static size_t read_size(const char *name) {
     size_t v = 0, len = sizeof v;

@@ -17,14 +17,29 @@
 #ifndef ZM_BACKEND_JEMALLOC_H
 #define ZM_BACKEND_JEMALLOC_H
 
-#include <jemalloc/jemalloc.h>
 #include <stdint.h>
 
 #include "internal.h"
 
+#ifdef ZM_JE_PRIVATE
+/* A private jemalloc inside libzmalloc (cmake/jemalloc_private.cmake): its
+ * malloc and free are called directly, and jemalloc's own per-thread
+ * counters are the accounting (counter.h), so the wrapper counts nothing. */
+#include "backends/jemalloc_names.h"
+#define zm__je_malloc zm__jep_malloc
+#define zm__je_free zm__jep_free
+#define ZM_BE_COUNTS 1
+/* The calling thread's jemalloc counters of allocated and deallocated bytes
+ * (mallctl "thread.allocatedp" and "thread.deallocatedp"); 0 on success. */
+ZM_HIDDEN int zm__be_thread_counters(const volatile uint64_t **allocated,
+                                     const volatile uint64_t **deallocated);
+static inline void zm__be_free(void *p) { zm__jep_free(p); }
+#else
+#include <jemalloc/jemalloc.h>
 extern ZM_HIDDEN void *(*zm__je_malloc)(size_t);
 extern ZM_HIDDEN void (*zm__je_free)(void *);
 extern ZM_HIDDEN int zm__je_own_malloc; /* malloc/free above are jemalloc's own (not mallocx/dallocx) */
+#endif
 extern ZM_HIDDEN int zm__je_classes_ok;       /* zm__je_size_class() matches nallocx() */
 
 /* jemalloc's size classes for 16-byte quanta and four classes per doubling:
@@ -49,9 +64,11 @@ static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
     return p;
 }
 
-/* mallocx(0) is undefined: ask for 1. */
+/* mallocx(0) is undefined: ask for 1 (jemalloc's own malloc(0) does the same). */
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
+#ifndef ZM_JE_PRIVATE
     size += size == 0;
+#endif
     return zm__be_sized(zm__je_malloc(size), size, usable);
 }
 
@@ -70,6 +87,7 @@ static inline void *zm__be_realloc(void *p, size_t size, size_t *usable) {
 /* The caller knows the size: jemalloc's sized free skips its own lookup. */
 static inline void zm__be_free_sized(void *p, size_t size) { sdallocx(p, size, 0); }
 
+#ifndef ZM_JE_PRIVATE
 /* The calling thread's jemalloc counter of deallocated bytes: NULL until the
  * thread's first free looks it up. */
 extern ZM_HIDDEN __thread volatile uint64_t *zm__je_deallocated
@@ -89,6 +107,7 @@ static inline size_t zm__be_free_counted(void *p) {
     zm__je_free(p);
     return (size_t)(*d - before);
 }
+#endif
 
 /* jemalloc can bypass its thread cache (Redis's defragmentation moves blocks
  * that way, so that the new copy comes from the arena's current slabs). */
