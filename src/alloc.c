@@ -77,7 +77,11 @@ ZM_EXPORT void *zm_try_realloc_usable(void *ptr, size_t size, size_t *usable) {
 ZM_EXPORT void *zm_try_realloc(void *ptr, size_t size) { return realloc_impl(ptr, size, NULL); }
 
 ZM_EXPORT void zm_free(void *ptr) {
+#ifdef ZM_ALLOCATOR_COUNTS
+    free_any_impl(ptr); /* the allocator's free takes NULL, and so does the count */
+#else
     if (ptr) free_any_impl(ptr);
+#endif
 }
 
 ZM_EXPORT void zm_free_usable(void *ptr, size_t *usable) {

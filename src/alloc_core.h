@@ -44,10 +44,12 @@ ZM_INLINE void *finish(void *p, size_t acct, size_t *usable) {
 /* A request of a batch or more is counted through the large-allocation
  * path, so that the peak sees every single allocation of that size. (Such a
  * request always took the slow check: the request bound is at most a batch.) */
+#ifndef ZM_ALLOCATOR_COUNTS
 ZM_INLINE void count_growth(size_t request, int64_t delta) {
     if (request >= (size_t)ZM_PUBLISH_BATCH) zm__count_large(delta);
     else zm__count(delta);
 }
+#endif
 
 /* Requests that take the slow check (a limit is set, or the request is a
  * batch or more), out of line so the hot path stays one compare. */
@@ -63,9 +65,25 @@ __attribute__((noinline)) static void *alloc_checked(size_t size, size_t *usable
     size_t acct;
     void *p = blk_alloc(size, &acct, kind, align);
     if (zm_unlikely(!p)) return fail(usable);
+#ifdef ZM_ALLOCATOR_COUNTS
+    zm__after_slow_alloc(size);
+#else
     count_growth(size, (int64_t)acct);
+#endif
     return finish(p, acct, usable);
 }
+
+#ifdef ZM_ALLOCATOR_COUNTS
+/* The allocator counts: nothing to do after the allocation. */
+ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
+                                   size_t align) {
+    if (zm_unlikely(!zm__alloc_fast(size))) return alloc_checked(size, usable, kind, align);
+    size_t acct;
+    void *p = blk_alloc(size, &acct, kind, align);
+    if (zm_unlikely(!p)) return fail(usable);
+    return finish(p, acct, usable);
+}
+#else
 
 ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
                                    size_t align) {
@@ -76,6 +94,7 @@ ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind 
     zm__count((int64_t)acct);
     return finish(p, acct, usable);
 }
+#endif
 
 ZM_INLINE void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {
     return alloc_aligned_impl(size, usable, kind, 0);
@@ -125,13 +144,12 @@ ZM_INLINE void free_any_impl(void *ptr) {
 ZM_INLINE void *realloc_impl(void *ptr, size_t size, size_t *usable) {
     if (!ptr) return alloc_impl(size, usable, ALLOC_PLAIN);
 #ifdef ZM_ALLOCATOR_COUNTS
-    /* A size below the request bound grows the block by less than that: no
-     * need to know the old size (the allocator counts the change). */
-    if (zm_likely(size != 0 && zm__request_small(size))) {
+    /* A size that may be allocated without a check grows the block by less
+     * than that: no need to know the old size (the allocator counts the
+     * change). */
+    if (zm_likely(size != 0 && zm__alloc_fast(size))) {
         void *q = zm__blk_realloc(ptr, size, usable);
-        if (zm_unlikely(!q)) return fail(usable);
-        zm__count(0);
-        return q;
+        return zm_likely(q != NULL) ? q : fail(usable);
     }
 #endif
     size_t old = zm__blk_acct(ptr);
@@ -146,7 +164,11 @@ ZM_INLINE void *realloc_impl(void *ptr, size_t size, size_t *usable) {
     size_t acct;
     void *p = zm__blk_realloc(ptr, size, &acct);
     if (zm_unlikely(!p)) return fail(usable);
+#ifdef ZM_ALLOCATOR_COUNTS
+    zm__after_slow_alloc(growth);
+#else
     count_growth(growth, (int64_t)acct - (int64_t)old);
+#endif
     return finish(p, acct, usable);
 }
 

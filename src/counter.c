@@ -22,9 +22,12 @@ enum thread_state {
  * path (racily, with relaxed atomics: nobody reads it) and always go on to
  * the slow path. */
 #ifdef ZM_ALLOCATOR_COUNTS
-static const uint64_t no_counter;
-ZM_HIDDEN zm__slot zm__placeholder = {
-    .mark = PLACEHOLDER_MARK, .allocated = &no_counter, .allocated_mark = UINT64_MAX / 2};
+static const uint64_t far_counter = UINT64_MAX / 2;
+ZM_HIDDEN zm__slot zm__placeholder = {.mark = PLACEHOLDER_MARK, .allocated = &far_counter};
+__thread char zm__tls_slotted __attribute__((tls_model("initial-exec")));
+/* Bumped by zm_set_limit() after it changes the limit, so that a thread
+ * renewing its threshold meanwhile does not keep a stale one. */
+static _Atomic uint64_t limit_generation;
 #else
 ZM_HIDDEN zm__slot zm__placeholder = {.mark = PLACEHOLDER_MARK};
 #endif
@@ -258,6 +261,7 @@ static void thread_exit(void *arg) {
     pthread_mutex_unlock(&g.lock);
 #ifdef ZM_ALLOCATOR_COUNTS
     tls_counted = balance; /* what later calls add to it, they count themselves */
+    zm__tls_slotted = 0;
 #else
     (void)balance;
 #endif
@@ -343,6 +347,7 @@ static zm__slot *register_thread(void) {
     s->allocated = tls_allocated;
     s->deallocated = tls_deallocated;
     s->allocated_mark = *tls_allocated;
+    atomic_store_explicit(&s->threshold, 0, memory_order_relaxed); /* renewed by the caller */
     int64_t balance = own_balance(tls_allocated, tls_deallocated);
     s->mark = balance;
     atomic_store_explicit(&s->seen, balance, memory_order_relaxed);
@@ -353,6 +358,7 @@ static zm__slot *register_thread(void) {
     link_slot(s);
     pthread_mutex_unlock(&g.lock);
     zm__tls_slot = s;
+    zm__tls_slotted = 1;
     tls_state = THREAD_LIVE;
     add_published(balance);
     return s;
@@ -377,36 +383,42 @@ static zm__slot *register_thread(void) {
 }
 
 #ifdef ZM_ALLOCATOR_COUNTS
-/* After an allocation: the thread allocated a batch since it last published,
- * or it has no slot. */
-void zm__count_slow(zm__slot *s, int64_t balance, int64_t delta) {
-    (void)balance;
-    (void)delta;
-    if (zm_likely(s != &zm__placeholder)) {
-        s->allocated_mark = *s->allocated;
-        publish(s, own_balance(s->allocated, s->deallocated));
-        return;
+static void publish_counted(zm__slot *s) {
+    s->allocated_mark = *s->allocated;
+    publish(s, own_balance(s->allocated, s->deallocated));
+}
+
+/* Ordering: zm_set_limit() stores the limit, bumps the generation, then
+ * zeroes every threshold; a renewal that read the old limit either stored
+ * before that zeroing or sees the new generation (seq_cst: the store and the
+ * second load do not pass each other) and zeroes its own. */
+static void renew_threshold(zm__slot *s) {
+    uint64_t gen = atomic_load(&limit_generation);
+    uint64_t t = atomic_load_explicit(&limit_bytes, memory_order_relaxed)
+                     ? 0
+                     : s->allocated_mark + (uint64_t)ZM_PUBLISH_BATCH - 1;
+    atomic_store(&s->threshold, t);
+    if (atomic_load(&limit_generation) != gen) atomic_store(&s->threshold, 0);
+}
+
+void zm__after_slow_alloc(size_t request) {
+    zm__slot *s = zm__tls_slot;
+    if (s == &zm__placeholder) {
+        zm__count_unslotted();
+        s = zm__tls_slot;
+    } else if (request >= (size_t)ZM_PUBLISH_BATCH ||
+               *s->allocated - s->allocated_mark > (uint64_t)ZM_PUBLISH_BATCH) {
+        publish_counted(s);
     }
-    zm__count_unslotted();
+    /* The peak sees every single allocation of a batch or more. */
+    if (request >= (size_t)ZM_PUBLISH_BATCH) sample_exact();
+    if (s != &zm__placeholder) renew_threshold(s);
 }
 
 void zm__count_unslotted(void) {
     if (tls_state == THREAD_BUSY) return; /* registration reads the counters after */
     if (tls_state == THREAD_NEW && register_thread()) return;
     count_unslotted();
-}
-
-void zm__count_large(int64_t delta) {
-    (void)delta;
-    zm__slot *s = zm__tls_slot;
-    if (s == &zm__placeholder) {
-        zm__count_unslotted();
-    } else {
-        s->allocated_mark = *s->allocated;
-        int64_t balance = own_balance(s->allocated, s->deallocated);
-        if (balance != s->mark) publish(s, balance);
-    }
-    sample_exact();
 }
 #else
 /* Reached when the balance drifted a batch from the mark, or when the thread
@@ -501,6 +513,13 @@ ZM_EXPORT void zm_set_limit(size_t bytes) {
     atomic_store_explicit(&limit_bytes, bytes, memory_order_relaxed);
     atomic_store_explicit(&zm__request_bound, bytes ? 0 : (size_t)ZM_PUBLISH_BATCH,
                           memory_order_relaxed);
+#ifdef ZM_ALLOCATOR_COUNTS
+    /* Every thread takes the slow path once, which renews its threshold. */
+    atomic_fetch_add(&limit_generation, 1);
+    pthread_mutex_lock(&g.lock);
+    for (zm__slot *s = g.head; s; s = s->next) atomic_store(&s->threshold, 0);
+    pthread_mutex_unlock(&g.lock);
+#endif
 }
 
 ZM_EXPORT size_t zm_get_limit(void) {

@@ -55,6 +55,8 @@ typedef struct zm__slot {
 #ifdef ZM_ALLOCATOR_COUNTS
     const volatile uint64_t *allocated, *deallocated; /* the owner's counters, in its TLS */
     uint64_t allocated_mark; /* owner only: *allocated when last published */
+    /* See zm__alloc_fast(). The owner renews it; zm_set_limit() zeroes it. */
+    _Atomic uint64_t threshold;
     /* A reader trusts the counters only while *token_at (a TLS word of the
      * owner) still holds token: a thread that registered too late for its
      * exit hook leaves a slot whose TLS the next thread reuses. */
@@ -86,24 +88,34 @@ ZM_HIDDEN void zm__count_large(int64_t delta);
 
 #ifdef ZM_ALLOCATOR_COUNTS
 /* Threads without a slot (not yet registered, or past their exit hook) see
- * this one: its counters are so far from its mark that every check below
+ * this one: its counter is so far past its threshold that every request
  * takes the slow path. */
 extern ZM_HIDDEN zm__slot zm__placeholder;
+/* Nonzero while the calling thread has a slot of its own. */
+extern ZM_HIDDEN __thread char zm__tls_slotted __attribute__((tls_model("initial-exec")));
 /* The calling thread's allocator counters (the backend's); 0 on success. */
 ZM_HIDDEN int zm__be_thread_counters(const volatile uint64_t **allocated,
                                      const volatile uint64_t **deallocated);
 
-/* After an allocation, which the allocator has counted (request unused):
- * publishes once the thread allocated a batch since it last did. */
-static inline void zm__count(int64_t request) {
-    (void)request;
+/* Before an allocation of `request` bytes: whether it may go ahead with no
+ * check at all. It may while the thread's allocated counter stays within its
+ * threshold: a batch (less one byte) past the counter's value when the slot
+ * last published, or 0 while a limit is set. So one compare sends to the
+ * slow path a due publish, a request of a batch or more, a limit, and a
+ * thread without a slot, and (the sum overflowing) any absurd request. */
+static inline int zm__alloc_fast(size_t request) {
     zm__slot *s = zm__tls_slot;
-    if (zm_unlikely(*s->allocated - s->allocated_mark > (uint64_t)ZM_PUBLISH_BATCH))
-        zm__count_slow(s, 0, 0);
+    uint64_t end;
+    return zm_likely(!__builtin_add_overflow(*s->allocated, (uint64_t)request, &end) &&
+                     end <= atomic_load_explicit(&s->threshold, memory_order_relaxed));
 }
+/* After an allocation that took the slow path (the allocator counted it):
+ * registers or counts a thread without a slot, publishes when due, lets the
+ * peak see a request of a batch or more, and renews the threshold. */
+ZM_HIDDEN void zm__after_slow_alloc(size_t request);
 /* Before a free: whether the thread must count it itself (it has no slot);
  * if so it calls zm__count_unslotted() once the block is freed. */
-static inline int zm__free_needs_count(void) { return zm_unlikely(zm__tls_slot == &zm__placeholder); }
+static inline int zm__free_needs_count(void) { return zm_unlikely(zm__tls_slotted == 0); }
 ZM_HIDDEN void zm__count_unslotted(void);
 #else
 /* Adds delta to the calling thread's balance. */

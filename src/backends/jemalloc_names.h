@@ -22,7 +22,7 @@ ZM_HIDDEN void *zm__jep_mallocx(size_t size, int flags);
 ZM_HIDDEN void *zm__jep_rallocx(void *p, size_t size, int flags);
 ZM_HIDDEN size_t zm__jep_sallocx(const void *p, int flags);
 ZM_HIDDEN void zm__jep_sdallocx(void *p, size_t size, int flags);
-ZM_HIDDEN size_t zm__jep_nallocx(size_t size, int flags);
+ZM_HIDDEN __attribute__((pure)) size_t zm__jep_nallocx(size_t size, int flags);
 ZM_HIDDEN int zm__jep_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp,
                               size_t newlen);
 ZM_HIDDEN int zm__jep_mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
