@@ -37,6 +37,9 @@ set(ZM_BACKEND_DEB_DEV_jemalloc "libjemalloc-dev")
 set(ZM_BACKEND_DEB_DEV_tcmalloc "libgoogle-perftools-dev")
 set(ZM_BACKEND_DEB_DEV_mimalloc "libmimalloc-dev")
 set(ZM_BACKEND_DEB_DEV "${ZM_BACKEND_DEB_DEV_${ZMALLOC_BACKEND}}")
+if(ZM_JE_PRIVATE_OBJECT)
+  set(ZM_BACKEND_DEB_DEV "${ZM_BACKEND_DEB_DEV_libc}") # jemalloc is inside libzmalloc
+endif()
 
 if(NOT ZMALLOC_INSTALL)
   return()
