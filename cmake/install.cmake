@@ -51,6 +51,15 @@ install(TARGETS zmalloc_shared EXPORT zmallocTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT dev)
 install(TARGETS zmalloc_static EXPORT zmallocTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
+# The private jemalloc is BSD-2-Clause: its notice goes with the binary.
+if(ZM_JE_PRIVATE_OBJECT)
+  find_file(ZM_JEMALLOC_COPYRIGHT copyright PATHS /usr/share/doc/libjemalloc2 /usr/share/doc/libjemalloc-dev
+    NO_DEFAULT_PATH)
+  if(ZM_JEMALLOC_COPYRIGHT)
+    install(FILES ${ZM_JEMALLOC_COPYRIGHT} DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME jemalloc-copyright
+      COMPONENT runtime)
+  endif()
+endif()
 install(FILES include/zmalloc.h include/zmalloc.hpp ${CMAKE_CURRENT_BINARY_DIR}/include/zmalloc_config.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
 # zmalloc(3), zmalloc_used_memory(3), zmalloc_get_rss(3) and a link page per
