@@ -85,6 +85,10 @@ static void test_fast_paths_enabled(void **state) {
 #elif defined(ZM_TEST_BACKEND_mimalloc)
     extern size_t zm__mi_bins_max;
     assert_true(zm__mi_bins_max >= 128 * 1024);
+#ifndef ZM_SIZE_HEADER
+    extern int zm__mi_pages_ok; /* a free reads the size from the block's page */
+    assert_int_equal(zm__mi_pages_ok, 1);
+#endif
 #else
     zt_skip("no inline fast path on this backend or under a replaced malloc");
 #endif

@@ -9,22 +9,65 @@
 #include "zmalloc.h"
 
 size_t zm__mi_bins_max;
+int zm__mi_pages_ok;
+
+/* The page read gives mi_usable_size()'s answer, or 0 (ask it). */
+static int page_read_agrees(const void *p) {
+    size_t n = zm__mi_page_usable(p);
+    return n == 0 || n == mi_usable_size(p);
+}
 
 /* Walks the bins up to 1 MiB, checking both ends of each against real
  * blocks; stops at the first disagreement, so zm__mi_bins_max only covers
- * bins that agreed. */
-__attribute__((constructor)) static void probe_bins(void) {
+ * bins that agreed. The page read is checked on the same blocks. */
+static int probe_bins(void) {
     size_t n = 0;
+    int pages = 1;
     while (n < ((size_t)1 << 20)) {
         size_t lo = n + 1, hi = zm__mi_bin_size(lo);
         void *a = mi_malloc(lo), *b = mi_malloc(hi);
         int agree = a && b && mi_usable_size(a) == hi && mi_usable_size(b) == hi;
+        pages = pages && a && b && page_read_agrees(a) && page_read_agrees(b);
         mi_free(a);
         mi_free(b);
         if (!agree) break;
         n = hi;
     }
     zm__mi_bins_max = n;
+    return pages && n > 0;
+}
+
+/* Blocks in many pages and slices (small, medium, large), aligned blocks and
+ * a huge one: each page read must agree, and the plain ones must not need
+ * mi_usable_size(). */
+static int probe_pages(void) {
+    enum { N = 64 };
+    static const size_t sizes[] = {16, 64, 1000, 9000, 70000, 300000};
+    static const size_t aligns[] = {64, 4096, (size_t)1 << 16};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *b[N];
+        for (int j = 0; j < N; j++) b[j] = mi_malloc(sizes[i]);
+        for (int j = 0; j < N; j++) {
+            ok = ok && b[j] && zm__mi_page_usable(b[j]) != 0 && page_read_agrees(b[j]);
+            mi_free(b[j]);
+        }
+    }
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+        void *a = mi_malloc_aligned(100, aligns[i]);
+        ok = ok && a && page_read_agrees(a);
+        mi_free(a);
+    }
+    void *huge = mi_malloc((size_t)64 << 20);
+    ok = ok && huge && page_read_agrees(huge);
+    mi_free(huge);
+    return ok;
+}
+
+__attribute__((constructor)) static void probe_mimalloc(void) {
+    int bins_pages = probe_bins();
+    /* Only the layout it was read from: mimalloc 2.0.9, 64-bit. */
+    zm__mi_pages_ok = sizeof(void *) == 8 && mi_version() == 209 && bins_pages && probe_pages();
 }
 
 void zm__be_get_stats(zm__be_stats *out) {

@@ -1,28 +1,60 @@
 /* mimalloc. A new block's usable size is its bin size, computed inline from
  * the request; mimalloc.c checks at load time that the formula agrees with
  * real blocks for every bin up to zm__mi_bins_max, and beyond it (or if the
- * formula ever disagrees) the block is asked (mi_usable_size). A free looks
- * the size up once (for the count) and calls mi_free(). */
+ * formula ever disagrees) the block is asked (mi_usable_size). A free reads
+ * the size inline from the block's page, as mi_usable_size() itself does
+ * (checked at load time the same way), and calls mi_free(). */
 #ifndef ZM_BACKEND_MIMALLOC_H
 #define ZM_BACKEND_MIMALLOC_H
 
 #include <mimalloc.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "internal.h"
 
-static inline size_t zm__be_usable(const void *p) { return mi_usable_size(p); }
+extern ZM_HIDDEN int zm__mi_pages_ok; /* zm__mi_page_usable() agrees with mi_usable_size() */
+
+/* A block's usable size read from its page, the way mimalloc 2.0's
+ * mi_usable_size() finds it in Debian's 64-bit build (the layout is read off
+ * its object code: 32 MiB segments, 64 KiB slices, a table of 80-byte slice
+ * entries at offset 0x108 of the segment; in an entry, at +4, the distance
+ * back to the page's first entry; in a page, bit 1 of the byte at +0x0e says
+ * "has aligned blocks", and +0x1c is the block size, huge when above
+ * 2^31 - 1). 0 where mi_usable_size() must be asked: an aligned block's page,
+ * a huge block. */
+static inline size_t zm__mi_page_usable(const void *p) {
+    uintptr_t u = (uintptr_t)p, seg = (u - 1) & ~(((uintptr_t)1 << 25) - 1);
+    const unsigned char *entry = (const unsigned char *)seg + 0x108 + ((u - seg) >> 16) * 80;
+    uint32_t back, size;
+    memcpy(&back, entry + 4, sizeof back);
+    const unsigned char *page = entry - back;
+    if (page[0x0e] & 2) return 0;
+    memcpy(&size, page + 0x1c, sizeof size);
+    return size <= 0x7fffffff ? size : 0;
+}
+
+static inline size_t zm__be_usable(const void *p) {
+    if (zm_likely(zm__mi_pages_ok)) {
+        size_t n = zm__mi_page_usable(p);
+        if (zm_likely(n != 0)) return n;
+    }
+    return mi_usable_size(p);
+}
 
 extern ZM_HIDDEN size_t zm__mi_bins_max; /* zm__mi_bin_size() is exact below this (0: never) */
 
 /* mimalloc's bins in 8-byte words, as Debian builds it (MI_ALIGN2W): one
- * word, then even word counts up to 8, then four bins per doubling. */
+ * word, then even word counts up to 8, then four bins per doubling. Without
+ * branches: a request of random size would mispredict them. Even counts up
+ * to 8 words are the same rounding as four per doubling with a floor of 2. */
 static inline size_t zm__mi_bin_size(size_t n) {
     size_t w = (n + 7) >> 3;
-    if (w <= 1) return 8;
-    if (w <= 8) return ((w + 1) & ~(size_t)1) << 3;
-    unsigned b = 63 - (unsigned)__builtin_clzll((unsigned long long)(w - 1)); /* 2^b < w <= 2^(b+1) */
-    size_t step = (size_t)1 << (b - 2);
-    return ((w + step - 1) & ~(step - 1)) << 3;
+    unsigned b = 63 - (unsigned)__builtin_clzll((unsigned long long)((w - 1) | 1)); /* 2^b <= w-1 */
+    unsigned shift = (b > 3 ? b : 3) - 2;
+    size_t step = (size_t)1 << shift;
+    size_t words = (w + step - 1) & ~(step - 1);
+    return (w <= 1 ? 1 : words) << 3;
 }
 
 static inline void *zm__be_done(void *p, size_t *usable) {

@@ -1,18 +1,47 @@
-/* tcmalloc (gperftools). Allocation learns the usable size from
- * tc_nallocx(), a size-class computation; a free looks the size up once
- * (tc_malloc_size) and passes it to tc_free_sized(). */
+/* tcmalloc (gperftools). Allocation learns the usable size from a table of
+ * tcmalloc's size classes, filled from tc_nallocx() at load time; a free
+ * looks the size up once and passes it to tc_free_sized(). The lookup calls
+ * tcmalloc's own implementation of it directly: tc_malloc_size() reaches the
+ * same function through MallocExtension::instance() and a virtual call. */
 #ifndef ZM_BACKEND_TCMALLOC_H
 #define ZM_BACKEND_TCMALLOC_H
 
 #include <gperftools/nallocx.h>
 #include <gperftools/tcmalloc.h>
+#include <stdint.h>
 
 #include "internal.h"
 
-static inline size_t zm__be_usable(const void *p) { return tc_malloc_size((void *)p); }
+/* TCMallocImplementation::GetAllocatedSize(const void *) and its object,
+ * found and checked against tc_malloc_size() at load time (tcmalloc.c);
+ * NULL: ask tc_malloc_size(). */
+extern ZM_HIDDEN size_t (*zm__tc_size_of)(void *self, const void *p);
+extern ZM_HIDDEN void *zm__tc_self;
+
+/* Usable sizes by request, as tcmalloc indexes its classes: 8-byte steps up
+ * to 1 KiB, 128-byte steps up to 256 KiB (zm__tc_classes_ok: the table agreed
+ * with tc_nallocx() at both ends of every step). */
+#define ZM_TC_SMALL_MAX 1024
+#define ZM_TC_LARGE_MAX (256 * 1024)
+extern ZM_HIDDEN uint32_t zm__tc_small[ZM_TC_SMALL_MAX / 8 + 1];
+extern ZM_HIDDEN uint32_t zm__tc_large[ZM_TC_LARGE_MAX / 128 + 1];
+extern ZM_HIDDEN int zm__tc_classes_ok;
+
+static inline size_t zm__tc_usable_of_request(size_t n) {
+    if (zm_likely(zm__tc_classes_ok)) {
+        if (n <= ZM_TC_SMALL_MAX) return zm__tc_small[(n + 7) >> 3];
+        if (n <= ZM_TC_LARGE_MAX) return zm__tc_large[(n + 127) >> 7];
+    }
+    return tc_nallocx(n, 0);
+}
+
+static inline size_t zm__be_usable(const void *p) {
+    if (zm_likely(zm__tc_size_of != NULL)) return zm__tc_size_of(zm__tc_self, p);
+    return tc_malloc_size((void *)p);
+}
 
 static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
-    if (usable && zm_likely(p != NULL)) *usable = tc_nallocx(size, 0);
+    if (usable && zm_likely(p != NULL)) *usable = zm__tc_usable_of_request(size);
     return p;
 }
 
