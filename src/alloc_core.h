@@ -85,13 +85,23 @@ ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind 
 }
 #else
 
+/* The publish an allocation's count left to do, out of line: the fast path
+ * then keeps nothing alive across a call. */
+__attribute__((noinline, cold)) static void *publish_then_finish(void *p, zm__slot *s, int64_t b,
+                                                                 size_t acct, size_t *usable) {
+    zm__count_slow(s, b, (int64_t)acct);
+    return finish(p, acct, usable);
+}
+
 ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
                                    size_t align) {
     if (zm_unlikely(!zm__request_small(size))) return alloc_checked(size, usable, kind, align);
     size_t acct;
     void *p = blk_alloc(size, &acct, kind, align);
     if (zm_unlikely(!p)) return fail(usable);
-    zm__count((int64_t)acct);
+    zm__slot *s;
+    int64_t b;
+    if (zm__count_update((int64_t)acct, &s, &b)) return publish_then_finish(p, s, b, acct, usable);
     return finish(p, acct, usable);
 }
 #endif
@@ -121,18 +131,42 @@ ZM_INLINE void free_any_impl(void *ptr) {
     zm__be_free(ptr);
 }
 #else
+/* The publish a free's count left to do, then the free, out of line. */
+__attribute__((noinline, cold)) static void publish_then_free(void *ptr, size_t acct, zm__slot *s,
+                                                              int64_t b) {
+    zm__count_slow(s, b, -(int64_t)acct);
+    zm__blk_free(ptr, acct);
+}
+
 /* Counting first lets the compiler end zm_free with a jump to the backend. */
 ZM_INLINE void free_impl(void *ptr, size_t acct) {
-    zm__count(-(int64_t)acct);
+    zm__slot *s;
+    int64_t b;
+    if (zm__count_update(-(int64_t)acct, &s, &b)) {
+        publish_then_free(ptr, acct, s, b);
+        return;
+    }
     zm__blk_free(ptr, acct);
 }
 
 /* Where the backend learns a block's size from the free itself, the block
  * stays counted until the free returns; elsewhere the size is looked up and
  * counted first, so that the caller can end in a jump to the backend. */
+#ifdef ZM_BLK_SIZES_CHECKED
+__attribute__((noinline, cold)) static void free_asking(void *ptr) {
+    free_impl(ptr, zm__blk_acct(ptr));
+}
+#endif
+
 ZM_INLINE void free_any_impl(void *ptr) {
-#ifdef ZM_BLK_FREE_COUNTED
+#if defined(ZM_BLK_FREE_COUNTED)
     zm__count(-(int64_t)zm__blk_free_counted(ptr));
+#elif defined(ZM_BLK_SIZES_CHECKED)
+    if (!zm__blk_sizes_inline()) {
+        free_asking(ptr);
+        return;
+    }
+    free_impl(ptr, zm__blk_acct_inline(ptr));
 #else
     free_impl(ptr, zm__blk_acct(ptr));
 #endif

@@ -23,13 +23,16 @@ enum thread_state {
  * the slow path. */
 #ifdef ZM_ALLOCATOR_COUNTS
 static const uint64_t far_counter = UINT64_MAX / 2;
-ZM_HIDDEN zm__slot zm__placeholder = {.mark = PLACEHOLDER_MARK, .allocated = &far_counter};
+ZM_HIDDEN zm__slot zm__placeholder = {.mark = PLACEHOLDER_MARK,
+                                      .window_low = PLACEHOLDER_MARK - ZM_PUBLISH_BATCH,
+                                      .allocated = &far_counter};
 __thread char zm__tls_slotted __attribute__((tls_model("initial-exec")));
 /* Bumped by zm_set_limit() after it changes the limit, so that a thread
  * renewing its threshold meanwhile does not keep a stale one. */
 static _Atomic uint64_t limit_generation;
 #else
-ZM_HIDDEN zm__slot zm__placeholder = {.mark = PLACEHOLDER_MARK};
+ZM_HIDDEN zm__slot zm__placeholder = {.mark = PLACEHOLDER_MARK,
+                                      .window_low = PLACEHOLDER_MARK - ZM_PUBLISH_BATCH};
 #endif
 
 __thread zm__slot *zm__tls_slot __attribute__((tls_model("initial-exec"))) = &zm__placeholder;
@@ -177,6 +180,7 @@ static void add_shared(int64_t delta) {
 static void publish(zm__slot *s, int64_t balance) {
     int64_t delta = balance - s->mark;
     s->mark = balance;
+    s->window_low = balance - ZM_PUBLISH_BATCH;
 #ifdef ZM_ALLOCATOR_COUNTS
     atomic_store_explicit(&s->seen, balance, memory_order_relaxed);
 #endif
@@ -350,6 +354,7 @@ static zm__slot *register_thread(void) {
     atomic_store_explicit(&s->threshold, 0, memory_order_relaxed); /* renewed by the caller */
     int64_t balance = own_balance(tls_allocated, tls_deallocated);
     s->mark = balance;
+    s->window_low = balance - ZM_PUBLISH_BATCH;
     atomic_store_explicit(&s->seen, balance, memory_order_relaxed);
     s->token_at = &tls_token;
     pthread_mutex_lock(&g.lock);
@@ -369,6 +374,7 @@ static zm__slot *register_thread(void) {
      * owner's last value. */
     atomic_store_explicit(&s->balance, 0, memory_order_relaxed);
     s->mark = 0;
+    s->window_low = -ZM_PUBLISH_BATCH;
 #ifdef ZM_PRELOAD
     s->peak_mark = 0;
 #endif

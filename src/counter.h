@@ -50,6 +50,7 @@ typedef struct zm__slot {
      * orders slot reuse against readers. */
     _Alignas(64) _Atomic int64_t balance;
     int64_t mark;                   /* owner only: balance when last published */
+    int64_t window_low;             /* owner only: mark - ZM_PUBLISH_BATCH */
     struct zm__slot *prev, *next;   /* registry or free-list links, under the lock */
     pthread_t owner;                /* under the lock */
 #ifdef ZM_ALLOCATOR_COUNTS
@@ -118,15 +119,26 @@ ZM_HIDDEN void zm__after_slow_alloc(size_t request);
 static inline int zm__free_needs_count(void) { return zm_unlikely(zm__tls_slotted == 0); }
 ZM_HIDDEN void zm__count_unslotted(void);
 #else
-/* Adds delta to the calling thread's balance. */
-static inline void zm__count(int64_t delta) {
+/* Adds delta to the calling thread's balance; nonzero when the balance left
+ * the publish window, and the caller must call zm__count_slow(*slot,
+ * *balance, delta). (Split so that an allocation path can leave the slow
+ * call to a cold function that also returns its block: the fast path then
+ * keeps nothing across a call.) */
+static inline int zm__count_update(int64_t delta, zm__slot **slot, int64_t *balance) {
     zm__slot *s = zm__tls_slot;
     int64_t b = atomic_load_explicit(&s->balance, memory_order_relaxed) + delta;
     atomic_store_explicit(&s->balance, b, memory_order_relaxed);
+    *slot = s;
+    *balance = b;
     /* One unsigned compare tests |b - mark| > batch (unsigned: no overflow). */
-    if (zm_unlikely((uint64_t)b - (uint64_t)s->mark + (uint64_t)ZM_PUBLISH_BATCH >
-                    (uint64_t)(2 * ZM_PUBLISH_BATCH)))
-        zm__count_slow(s, b, delta);
+    return zm_unlikely((uint64_t)b - (uint64_t)s->window_low > (uint64_t)(2 * ZM_PUBLISH_BATCH));
+}
+
+/* Adds delta to the calling thread's balance. */
+static inline void zm__count(int64_t delta) {
+    zm__slot *s;
+    int64_t b;
+    if (zm__count_update(delta, &s, &b)) zm__count_slow(s, b, delta);
 }
 #endif
 

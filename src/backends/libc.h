@@ -46,11 +46,11 @@ extern ZM_HIDDEN int zm__glibc_chunks_ok;
 /* glibc's chunk size word: size | NON_MAIN_ARENA 4 | IS_MMAPPED 2 | PREV_INUSE 1.
  * An mmapped chunk gives up two words to headers, a heap chunk one. */
 static inline size_t zm__glibc_chunk_usable(const void *p) {
-    uintptr_t at = (uintptr_t)p - sizeof(size_t);
-    /* The word is glibc's, outside the caller's block: hide where the address
+    /* The word is glibc's, outside the caller's block: hide where the pointer
      * came from so the compiler does not judge it against the block's bounds. */
+    const size_t *at = p;
     __asm__("" : "+r"(at));
-    size_t word = *(const size_t *)at;
+    size_t word = at[-1];
     return (word & ~(size_t)7) - sizeof(size_t) - ((word & 2) >> 1) * sizeof(size_t);
 }
 #endif
@@ -76,9 +76,29 @@ static inline void *zm__be_done(void *p, size_t *usable) {
     return p;
 }
 
+#if defined(ZM_GLIBC_CHUNKS) && !defined(ZM_PRELOAD)
+/* The chunk reads, when they are on: the caller has asked
+ * zm__be_sizes_inline() first (it is set once, at load time), so that no
+ * call follows the allocation and the block need not be kept across one. */
+#define ZM_BE_SIZES_CHECKED 1
+static inline int zm__be_sizes_inline(void) { return zm_likely(zm__glibc_chunks_ok); }
+static inline size_t zm__be_usable_inline(const void *p) { return zm__glibc_chunk_usable(p); }
+
+__attribute__((noinline, cold)) static void *zm__libc_malloc_asking(size_t size, size_t *usable) {
+    return zm__be_done(malloc(size), usable);
+}
+
+static inline void *zm__be_malloc(size_t size, size_t *usable) {
+    if (usable && !zm__be_sizes_inline()) return zm__libc_malloc_asking(size, usable);
+    void *p = malloc(size);
+    if (usable && zm_likely(p != NULL)) *usable = zm__be_usable_inline(p);
+    return p;
+}
+#else
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
     return zm__be_done(ZM_LIBC(malloc)(size), usable);
 }
+#endif
 
 static inline void *zm__be_calloc(size_t size, size_t *usable) {
     return zm__be_done(ZM_LIBC(calloc)(1, size), usable);
