@@ -4,10 +4,11 @@
  * (zm__be_raw_malloc/zm__be_raw_free), so the ratio isolates the wrapper on
  * every backend rather than comparing jemalloc-with-accounting to glibc.
  *
- * Raw and wrapped rounds alternate, and which of the two goes first flips
- * every round: on a shared, noisy machine a burst of foreign load then lands
- * on both variants instead of biasing one. Each cell reports the median of the
- * per-round ratios, which a single disturbed round cannot move.
+ * A third variant calibrates: a plain call-through wrapper that counts
+ * nothing (what any wrapper costs). Each round runs all three, in an order
+ * that rotates every round: on a shared, noisy machine a burst of foreign load
+ * then lands on every variant instead of biasing one. Each cell reports the
+ * median of the per-round ratios, which a single disturbed round cannot move.
  *
  * Output is markdown, to paste into the README. Nothing here is asserted on
  * timings; the only failure is inexact accounting (exit 1). */
@@ -92,13 +93,25 @@ static inline size_t pick_size(uint64_t r) {
         for (size_t i = 0; i < POOL_SLOTS; i++) FREE(pool[i]);                              \
     }
 
+/* The calibration: a wrapper that does only what any wrapper must (a call,
+ * a NULL check for the OOM path, a jump to free) and counts nothing. What
+ * zmalloc costs beyond it is the accounting. noipa: compiled as an outside
+ * function would be, with no knowledge of its registers at the call. */
+__attribute__((noinline, noipa)) static void *through_malloc(size_t size) {
+    void *p = zm__be_raw_malloc(size);
+    if (__builtin_expect(p == NULL, 0)) abort();
+    return p;
+}
+__attribute__((noinline, noipa)) static void through_free(void *p) { zm__be_raw_free(p); }
+
 DEFINE_LOOPS(raw, zm__be_raw_malloc, zm__be_raw_free)
+DEFINE_LOOPS(through, through_malloc, through_free)
 DEFINE_LOOPS(wrapped, zm_malloc, zm_free)
 
 /* ---------------------------------------------------------------- rounds */
 
 enum workload { FIXED64, MIXED };
-enum variant { RAW, WRAPPED };
+enum variant { RAW, THROUGH, WRAPPED };
 
 typedef struct {
     enum workload workload;
@@ -110,36 +123,30 @@ typedef struct {
 
 static void *worker(void *argp) {
     worker_arg *a = argp;
-    int wrapped = a->variant == WRAPPED;
-    /* Each thread its own stream, but the same one for both variants. */
+    /* Each thread its own stream, but the same one for every variant. */
     uint64_t seed = SEED + a->index * 0x2545F4914F6CDD1Dull;
     void *pool[POOL_SLOTS];
+    int mixed = a->workload == MIXED;
 
     /* Done before the start barrier, so a thread's first-allocation costs
      * (glibc arena and tcache set-up, zmalloc's thread registration) and the
      * pool fill stay out of the timed window. */
-    if (wrapped) {
-        wrapped_fixed(256);
-        if (a->workload == MIXED) wrapped_fill(pool, &seed);
-    } else {
-        raw_fixed(256);
-        if (a->workload == MIXED) raw_fill(pool, &seed);
+#define RUN_VARIANT(name)                                                                   \
+    do {                                                                                   \
+        name##_fixed(256);                                                                  \
+        if (mixed) name##_fill(pool, &seed);                                                \
+        pthread_barrier_wait(a->start);                                                     \
+        if (mixed) name##_mixed(pool, &seed, a->iters);                                     \
+        else name##_fixed(a->iters);                                                        \
+        pthread_barrier_wait(a->end);                                                       \
+        if (mixed) name##_drain(pool);                                                      \
+    } while (0)
+    switch (a->variant) {
+    case RAW: RUN_VARIANT(raw); break;
+    case THROUGH: RUN_VARIANT(through); break;
+    case WRAPPED: RUN_VARIANT(wrapped); break;
     }
-
-    pthread_barrier_wait(a->start);
-    if (a->workload == FIXED64) {
-        if (wrapped) wrapped_fixed(a->iters);
-        else raw_fixed(a->iters);
-    } else {
-        if (wrapped) wrapped_mixed(pool, &seed, a->iters);
-        else raw_mixed(pool, &seed, a->iters);
-    }
-    pthread_barrier_wait(a->end);
-
-    if (a->workload == MIXED) {
-        if (wrapped) wrapped_drain(pool);
-        else raw_drain(pool);
-    }
+#undef RUN_VARIANT
     return NULL;
 }
 
@@ -189,27 +196,27 @@ static double median(double *v, unsigned n) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* One cell: the three variants each round, in an order that rotates every
+ * round, so that a burst of foreign load lands on all of them alike. */
 static void bench_cell(enum workload w, unsigned nthreads, unsigned rounds, uint64_t iters) {
-    double raw_ns[MAX_ROUNDS], wr_ns[MAX_ROUNDS], ratio[MAX_ROUNDS];
+    double ns[3][MAX_ROUNDS], ratio[MAX_ROUNDS], through_ratio[MAX_ROUNDS];
     double lo = 1e300, hi = 0;
     for (unsigned r = 0; r < rounds; r++) {
-        uint64_t t_raw, t_wr;
-        if (r % 2 == 0) {
-            t_raw = run_round(w, RAW, nthreads, iters);
-            t_wr = run_round(w, WRAPPED, nthreads, iters);
-        } else {
-            t_wr = run_round(w, WRAPPED, nthreads, iters);
-            t_raw = run_round(w, RAW, nthreads, iters);
+        uint64_t t[3];
+        for (unsigned k = 0; k < 3; k++) {
+            enum variant v = (enum variant)((r + k) % 3);
+            t[v] = run_round(w, v, nthreads, iters);
         }
-        raw_ns[r] = (double)t_raw / (double)iters;
-        wr_ns[r] = (double)t_wr / (double)iters;
-        ratio[r] = (double)t_wr / (double)t_raw;
+        for (unsigned v = 0; v < 3; v++) ns[v][r] = (double)t[v] / (double)iters;
+        ratio[r] = (double)t[WRAPPED] / (double)t[RAW];
+        through_ratio[r] = (double)t[THROUGH] / (double)t[RAW];
         if (ratio[r] < lo) lo = ratio[r];
         if (ratio[r] > hi) hi = ratio[r];
     }
-    printf("| %s | %s | %u | %.1f | %.1f | %.3f | %.3f .. %.3f |\n", ZMALLOC_LIB,
-           w == FIXED64 ? "fixed64" : "mixed 8..520", nthreads, median(raw_ns, rounds),
-           median(wr_ns, rounds), median(ratio, rounds), lo, hi);
+    printf("| %s | %s | %u | %.1f | %.1f | %.3f | %.3f .. %.3f | %.3f |\n", ZMALLOC_LIB,
+           w == FIXED64 ? "fixed64" : "mixed 8..520", nthreads, median(ns[RAW], rounds),
+           median(ns[WRAPPED], rounds), median(ratio, rounds), lo, hi,
+           median(through_ratio, rounds));
     fflush(stdout);
 }
 
@@ -339,8 +346,8 @@ int main(int argc, char **argv) {
            "; ns/pair = round wall time / iterations per thread\n\n",
            fixed_iters, mixed_iters);
     printf("| backend | workload | threads | raw ns/pair | zmalloc ns/pair | ratio (median) | ratio "
-           "min .. max |\n");
-    printf("|---|---|---|---:|---:|---:|---:|\n");
+           "min .. max | call-through ratio (median) |\n");
+    printf("|---|---|---|---:|---:|---:|---:|---:|\n");
     fflush(stdout);
     for (unsigned i = 0; i < nthread_counts; i++) {
         bench_cell(FIXED64, threads[i], (unsigned)rounds, fixed_iters);
