@@ -2,8 +2,10 @@
  * See counter.h for the scheme. */
 #include "counter.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "zmalloc.h"
@@ -105,13 +107,42 @@ static int64_t own_balance(const volatile uint64_t *allocated, const volatile ui
     return (int64_t)(*allocated - *deallocated);
 }
 
+/* The owner is dead (it never ran its exit hook): its counters are frozen,
+ * but its stack, which holds them, may be unmapped or already another
+ * thread's. process_vm_readv() reads them without faulting; they count if the
+ * token shows the TLS is still the owner's, else the balance last read does. */
+static void read_dead_owner(zm__slot *s) {
+    uint64_t token = 0, a = 0, d = 0;
+    struct iovec local[3] = {{&token, sizeof token}, {&a, sizeof a}, {&d, sizeof d}};
+    struct iovec remote[3] = {{(void *)s->token_at, sizeof token},
+                              {(void *)s->allocated, sizeof a},
+                              {(void *)s->deallocated, sizeof d}};
+    if (process_vm_readv(getpid(), local, 3, remote, 3, 0) == (ssize_t)(3 * sizeof token) &&
+        token == s->token)
+        atomic_store_explicit(&s->seen, (int64_t)(a - d), memory_order_relaxed);
+    s->owner_gone = 1;
+}
+
+/* Whether the slot's owner is alive; a dead one's final balance goes to seen.
+ * Caller holds the lock. */
+static int owner_alive(zm__slot *s) {
+    if (s->owner_gone) return 0;
+    int rc = pthread_mutex_trylock(&s->alive);
+    if (rc == EBUSY) return 1;
+    if (rc == EOWNERDEAD) pthread_mutex_consistent(&s->alive);
+    if (rc == 0 || rc == EOWNERDEAD) pthread_mutex_unlock(&s->alive);
+    read_dead_owner(s);
+    return 0;
+}
+
 /* A slot's balance at one instant of its owner's sequence of calls: the
  * allocated counter read between two equal readings of the deallocated one
  * (both only grow, and they share a cache line, so a retry is rare). A slot
- * whose owner is gone without its exit hook gives the balance last read.
- * Caller holds the lock, or is the owner. */
+ * whose owner is gone without its exit hook gives its final balance, or the
+ * one last read. Caller holds the lock, or is the owner. */
 static int64_t slot_balance(zm__slot *s) {
     if (s == zm__tls_slot) return own_balance(s->allocated, s->deallocated);
+    if (!owner_alive(s)) return atomic_load_explicit(&s->seen, memory_order_relaxed);
     for (;;) {
         if (load_counter(s->token_at) != s->token) break;
         uint64_t d = load_counter(s->deallocated);
@@ -250,7 +281,11 @@ static int64_t retire_slot(zm__slot *s) {
 static void retire_stale_slots(pthread_t self) {
     for (zm__slot *s = g.head, *next; s; s = next) {
         next = s->next;
+#ifdef ZM_ALLOCATOR_COUNTS
+        if (pthread_equal(s->owner, self) || !owner_alive(s)) retire_slot(s);
+#else
         if (pthread_equal(s->owner, self)) retire_slot(s);
+#endif
     }
 }
 
@@ -261,6 +296,10 @@ static void retire_stale_slots(pthread_t self) {
  * atomic adds, and every reader of it holds the lock. */
 static void thread_exit(void *arg) {
     pthread_mutex_lock(&g.lock);
+#ifdef ZM_ALLOCATOR_COUNTS
+    /* (In a fork child the owner's id changed: EPERM, and nothing to undo.) */
+    pthread_mutex_unlock(&((zm__slot *)arg)->alive);
+#endif
     int64_t balance = retire_slot(arg);
     pthread_mutex_unlock(&g.lock);
 #ifdef ZM_ALLOCATOR_COUNTS
@@ -357,6 +396,13 @@ static zm__slot *register_thread(void) {
     s->window_low = balance - ZM_PUBLISH_BATCH;
     atomic_store_explicit(&s->seen, balance, memory_order_relaxed);
     s->token_at = &tls_token;
+    s->owner_gone = 0;
+    pthread_mutexattr_t robust;
+    pthread_mutexattr_init(&robust);
+    pthread_mutexattr_setrobust(&robust, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&s->alive, &robust);
+    pthread_mutexattr_destroy(&robust);
+    pthread_mutex_lock(&s->alive); /* held until the exit hook */
     pthread_mutex_lock(&g.lock);
     s->token = tls_token = ++g.tokens;
     s->owner = self;

@@ -58,12 +58,18 @@ typedef struct zm__slot {
     uint64_t allocated_mark; /* owner only: *allocated when last published */
     /* See zm__alloc_fast(). The owner renews it; zm_set_limit() zeroes it. */
     _Atomic uint64_t threshold;
+    /* Whether the owner lives: it holds this robust mutex from registration
+     * to its exit hook. A thread that registered too late for its exit hook
+     * (in its last round of TSD destructors) dies holding it, and a reader's
+     * trylock then says EOWNERDEAD: its stack may be gone, so its counters
+     * are read once more with process_vm_readv(), which cannot fault. */
+    pthread_mutex_t alive;
     /* A reader trusts the counters only while *token_at (a TLS word of the
-     * owner) still holds token: a thread that registered too late for its
-     * exit hook leaves a slot whose TLS the next thread reuses. */
+     * owner) still holds token: the next thread may reuse a dead one's TLS. */
     const volatile uint64_t *token_at;
     uint64_t token;
     _Atomic int64_t seen; /* the balance last read: what such a slot retires with */
+    int owner_gone;       /* under the lock: seen is final */
 #endif
 #ifdef ZM_PRELOAD
     int64_t peak_mark; /* owner only: a balance above this may be a new peak */

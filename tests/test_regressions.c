@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/mman.h>
 
 #include "zm_test.h"
 
@@ -198,6 +199,44 @@ static void test_first_count_in_last_destructor_round(void **state) {
     assert_int_equal(zt_fork_run(late_rounds, NULL, 60), 0);
 }
 
+/* The same late thread on a stack of the test's own, unmapped once it is
+ * joined: its TLS (at the top of that stack) is gone, and readers must
+ * neither fault on it nor lose its block. */
+static int late_on_unmapped_stack(void *arg) {
+    (void)arg;
+    size_t base = zm_used_memory();
+    size_t stack_size = (size_t)1 << 20;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stack == MAP_FAILED) return 2;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, stack, stack_size);
+    pthread_t t;
+    late_index = 0;
+    late_blocks[0] = NULL;
+    if (pthread_create(&t, &attr, late_thread, NULL) != 0) return 2;
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
+    if (!late_blocks[0]) return 2;
+    munmap(stack, stack_size);
+    long long expect = (long long)zt_expected_size(late_blocks[0], 100);
+    if (zt_used_since(base) != expect) {
+        fprintf(stderr, "used %+lld, expected %+lld\n", zt_used_since(base), expect);
+        return 1;
+    }
+    zm_free(late_blocks[0]);
+    return zt_used_since(base) == 0 ? 0 : 3;
+}
+
+static void test_late_thread_stack_unmapped(void **state) {
+    (void)state;
+#if defined(__SANITIZE_THREAD__)
+    zt_skip("TSan's own malloc crashes when called in the last round of TSD destructors");
+#endif
+    assert_int_equal(pthread_key_create(&late_key, late_destructor), 0);
+    assert_int_equal(zt_fork_run(late_on_unmapped_stack, NULL, 60), 0);
+}
+
 /* ---- 4. the glibc probe leaves malloc's thresholds alone ---------------- */
 #if defined(ZM_TEST_BACKEND_libc) && defined(__GLIBC__) && !defined(ZT_SANITIZED)
 #include <malloc.h>
@@ -366,6 +405,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(test_probe_keeps_mmap_threshold, zt_reset_settings),
         cmocka_unit_test_teardown(test_fork_inside_publish, zt_reset_settings),
         cmocka_unit_test_teardown(test_first_count_in_last_destructor_round, zt_reset_settings),
+        cmocka_unit_test_teardown(test_late_thread_stack_unmapped, zt_reset_settings),
         cmocka_unit_test_teardown(test_shrink_over_limit, zt_reset_settings),
         cmocka_unit_test_teardown(test_large_allocation_always_in_peak, zt_reset_settings),
         cmocka_unit_test_teardown(test_no_tcache_failure_reaches_oom_handler, zt_reset_settings),
