@@ -127,6 +127,13 @@ static void read_dead_owner(zm__slot *s) {
  * Caller holds the lock. */
 static int owner_alive(zm__slot *s) {
     if (s->owner_gone) return 0;
+#ifdef __GLIBC__
+    /* First without a locked instruction: a robust mutex's futex word holds
+     * its owner's thread id, and the kernel sets bit 30 in it when the owner
+     * dies holding it (the robust-futex ABI; glibc keeps the word in __lock). */
+    int word = __atomic_load_n(&s->alive.__data.__lock, __ATOMIC_ACQUIRE);
+    if (word != 0 && !(word & 0x40000000)) return 1;
+#endif
     int rc = pthread_mutex_trylock(&s->alive);
     if (rc == EBUSY) return 1;
     if (rc == EOWNERDEAD) pthread_mutex_consistent(&s->alive);
