@@ -108,9 +108,7 @@ ZM_EXPORT void zm_free_no_tcache(void *ptr) {
     if (!ptr) return;
     size_t acct = zm__blk_acct(ptr);
 #ifdef ZM_ALLOCATOR_COUNTS
-    int unslotted = zm__free_needs_count();
-    zm__blk_free_no_tcache(ptr, acct);
-    if (unslotted) zm__count_unslotted();
+    free_counted(ptr, acct, FREE_NO_TCACHE);
 #else
     zm__count(-(int64_t)acct);
     zm__blk_free_no_tcache(ptr, acct);

@@ -73,18 +73,7 @@ __attribute__((noinline)) static void *alloc_checked(size_t size, size_t *usable
     return finish(p, acct, usable);
 }
 
-#ifdef ZM_ALLOCATOR_COUNTS
-/* The allocator counts: nothing to do after the allocation. */
-ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
-                                   size_t align) {
-    if (zm_unlikely(!zm__alloc_fast(size))) return alloc_checked(size, usable, kind, align);
-    size_t acct;
-    void *p = blk_alloc(size, &acct, kind, align);
-    if (zm_unlikely(!p)) return fail(usable);
-    return finish(p, acct, usable);
-}
-#else
-
+#ifndef ZM_ALLOCATOR_COUNTS
 /* The publish an allocation's count left to do, out of line: the fast path
  * then keeps nothing alive across a call. */
 __attribute__((noinline, cold)) static void *publish_then_finish(void *p, zm__slot *s, int64_t b,
@@ -92,6 +81,7 @@ __attribute__((noinline, cold)) static void *publish_then_finish(void *p, zm__sl
     zm__count_slow(s, b, (int64_t)acct);
     return finish(p, acct, usable);
 }
+#endif
 
 ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
                                    size_t align) {
@@ -99,37 +89,45 @@ ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind 
     size_t acct;
     void *p = blk_alloc(size, &acct, kind, align);
     if (zm_unlikely(!p)) return fail(usable);
+#ifndef ZM_ALLOCATOR_COUNTS /* (where the allocator counts, it has) */
     zm__slot *s;
     int64_t b;
     if (zm__count_update((int64_t)acct, &s, &b)) return publish_then_finish(p, s, b, acct, usable);
+#endif
     return finish(p, acct, usable);
 }
-#endif
 
 ZM_INLINE void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {
     return alloc_aligned_impl(size, usable, kind, 0);
 }
 
 #ifdef ZM_ALLOCATOR_COUNTS
-/* The allocator counts frees itself: only a thread without a slot has work
- * to do, once the block is gone. */
-ZM_INLINE void free_impl(void *ptr, size_t acct) {
-    if (zm__free_needs_count()) {
-        zm__blk_free(ptr, acct);
-        zm__count_unslotted();
-        return;
+/* Which free: sized, the allocator's plain one (the size unknown), or
+ * bypassing the thread cache. */
+enum free_kind { FREE_SIZED, FREE_PLAIN, FREE_NO_TCACHE };
+
+ZM_INLINE void blk_free(void *ptr, size_t acct, enum free_kind kind) {
+    switch (kind) {
+    case FREE_PLAIN: zm__be_free(ptr); break;
+    case FREE_NO_TCACHE: zm__blk_free_no_tcache(ptr, acct); break;
+    default: zm__blk_free(ptr, acct); break;
     }
-    zm__blk_free(ptr, acct);
 }
 
-ZM_INLINE void free_any_impl(void *ptr) {
+/* The allocator counts frees itself: only a thread without a slot has work
+ * to do, once the block is gone. Asked first, so that the common case ends
+ * in a jump to the allocator. */
+ZM_INLINE void free_counted(void *ptr, size_t acct, enum free_kind kind) {
     if (zm__free_needs_count()) {
-        zm__be_free(ptr);
+        blk_free(ptr, acct, kind);
         zm__count_unslotted();
         return;
     }
-    zm__be_free(ptr);
+    blk_free(ptr, acct, kind);
 }
+
+ZM_INLINE void free_impl(void *ptr, size_t acct) { free_counted(ptr, acct, FREE_SIZED); }
+ZM_INLINE void free_any_impl(void *ptr) { free_counted(ptr, 0, FREE_PLAIN); }
 #else
 /* The publish a free's count left to do, then the free, out of line. */
 __attribute__((noinline, cold)) static void publish_then_free(void *ptr, size_t acct, zm__slot *s,
@@ -181,7 +179,7 @@ ZM_INLINE void *realloc_impl(void *ptr, size_t size, size_t *usable) {
     /* A size that may be allocated without a check grows the block by less
      * than that: no need to know the old size (the allocator counts the
      * change). */
-    if (zm_likely(size != 0 && zm__alloc_fast(size))) {
+    if (zm_likely(size != 0 && zm__request_small(size))) {
         void *q = zm__blk_realloc(ptr, size, usable);
         return zm_likely(q != NULL) ? q : fail(usable);
     }

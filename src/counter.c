@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include "zmalloc.h"
+#ifdef ZM_ALLOCATOR_COUNTS
+#include "backend.h" /* zm__be_thread_counters(): the allocator's counters */
+#endif
 
 enum thread_state {
     THREAD_NEW = 0, /* TLS starts zeroed: not yet registered */

@@ -56,7 +56,7 @@ typedef struct zm__slot {
 #ifdef ZM_ALLOCATOR_COUNTS
     const volatile uint64_t *allocated, *deallocated; /* the owner's counters, in its TLS */
     uint64_t allocated_mark; /* owner only: *allocated when last published */
-    /* See zm__alloc_fast(). The owner renews it; zm_set_limit() zeroes it. */
+    /* See zm__request_small(). The owner renews it; zm_set_limit() zeroes it. */
     _Atomic uint64_t threshold;
     /* Whether the owner lives: it holds this robust mutex from registration
      * to its exit hook. A thread that registered too late for its exit hook
@@ -100,17 +100,14 @@ ZM_HIDDEN void zm__count_large(int64_t delta);
 extern ZM_HIDDEN zm__slot zm__placeholder;
 /* Nonzero while the calling thread has a slot of its own. */
 extern ZM_HIDDEN __thread char zm__tls_slotted __attribute__((tls_model("initial-exec")));
-/* The calling thread's allocator counters (the backend's); 0 on success. */
-ZM_HIDDEN int zm__be_thread_counters(const volatile uint64_t **allocated,
-                                     const volatile uint64_t **deallocated);
 
-/* Before an allocation of `request` bytes: whether it may go ahead with no
- * check at all. It may while the thread's allocated counter stays within its
+/* Before an allocation of `request` bytes: whether it may go ahead without
+ * the slow check. It may while the thread's allocated counter stays within its
  * threshold: a batch (less one byte) past the counter's value when the slot
  * last published, or 0 while a limit is set. So one compare sends to the
  * slow path a due publish, a request of a batch or more, a limit, and a
  * thread without a slot, and (the sum overflowing) any absurd request. */
-static inline int zm__alloc_fast(size_t request) {
+static inline int zm__request_small(size_t request) {
     zm__slot *s = zm__tls_slot;
     uint64_t end;
     return zm_likely(!__builtin_add_overflow(*s->allocated, (uint64_t)request, &end) &&
@@ -146,7 +143,6 @@ static inline void zm__count(int64_t delta) {
     int64_t b;
     if (zm__count_update(delta, &s, &b)) zm__count_slow(s, b, delta);
 }
-#endif
 
 /* Whether a request may go ahead without the slow check. Ordering: relaxed;
  * a thread that reads the bound just before zm_set_limit() changes it lets
@@ -155,6 +151,7 @@ static inline void zm__count(int64_t delta) {
 static inline int zm__request_small(size_t request) {
     return zm_likely(request < atomic_load_explicit(&zm__request_bound, memory_order_relaxed));
 }
+#endif
 
 #ifdef ZM_PRELOAD
 /* Threads without a slot (not yet registered, or past their exit hook) count

@@ -190,13 +190,18 @@ static int late_rounds(void *arg) {
     return zt_used_since(base) == 0 ? 0 : 3;
 }
 
-static void test_first_count_in_last_destructor_round(void **state) {
-    (void)state;
+/* Runs a late-thread case in a child, with the destructor key it needs. */
+static void run_late_case(int (*late_case)(void *)) {
 #if defined(__SANITIZE_THREAD__)
     zt_skip("TSan's own malloc crashes when called in the last round of TSD destructors");
 #endif
     assert_int_equal(pthread_key_create(&late_key, late_destructor), 0);
-    assert_int_equal(zt_fork_run(late_rounds, NULL, 60), 0);
+    assert_int_equal(zt_fork_run(late_case, NULL, 60), 0);
+}
+
+static void test_first_count_in_last_destructor_round(void **state) {
+    (void)state;
+    run_late_case(late_rounds);
 }
 
 /* The same late thread on a stack of the test's own, unmapped once it is
@@ -230,11 +235,7 @@ static int late_on_unmapped_stack(void *arg) {
 
 static void test_late_thread_stack_unmapped(void **state) {
     (void)state;
-#if defined(__SANITIZE_THREAD__)
-    zt_skip("TSan's own malloc crashes when called in the last round of TSD destructors");
-#endif
-    assert_int_equal(pthread_key_create(&late_key, late_destructor), 0);
-    assert_int_equal(zt_fork_run(late_on_unmapped_stack, NULL, 60), 0);
+    run_late_case(late_on_unmapped_stack);
 }
 
 /* ---- 4. the glibc probe leaves malloc's thresholds alone ---------------- */

@@ -28,7 +28,6 @@
 #include "backends/jemalloc_names.h"
 #define zm__je_malloc zm__jep_malloc
 #define zm__je_free zm__jep_free
-#define ZM_BE_COUNTS 1
 /* The calling thread's jemalloc counters of allocated and deallocated bytes
  * (mallctl "thread.allocatedp" and "thread.deallocatedp"); 0 on success. */
 ZM_HIDDEN int zm__be_thread_counters(const volatile uint64_t **allocated,
