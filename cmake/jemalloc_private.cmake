@@ -32,21 +32,67 @@ foreach(n ${_zm_je_api})
   string(APPEND _zm_map_text "${n} zm__jep_${n}\n")
   string(APPEND _zm_keep_text "zm__jep_${n}\n")
 endforeach()
+# Internal names (hidden already) that zmalloc's copy of jemalloc's malloc
+# fast path reads (src/backends/jemalloc_fast.h): the thread's TSD and the
+# size-class tables.
+foreach(n tsd_tls sz_size2index_tab sz_index2size_tab)
+  string(APPEND _zm_map_text "je_${n} zm__jep_${n}\n")
+  string(APPEND _zm_keep_text "zm__jep_${n}\n")
+endforeach()
 file(WRITE "${_zm_je_map}" "${_zm_map_text}")
 file(WRITE "${_zm_je_keep}" "${_zm_keep_text}")
 
 set(ZM_JE_PRIVATE_OBJECT "${CMAKE_CURRENT_BINARY_DIR}/jemalloc_private.o")
 set(_zm_je_work "${CMAKE_CURRENT_BINARY_DIR}/jemalloc_private")
+# Made at configure time, so that the fast-path check below can link it; a
+# new archive (a package upgrade) or a change here reconfigures.
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${ZM_JEMALLOC_PIC_ARCHIVE}")
+file(REMOVE_RECURSE "${_zm_je_work}")
+file(MAKE_DIRECTORY "${_zm_je_work}")
+execute_process(COMMAND ${CMAKE_AR} x "${ZM_JEMALLOC_PIC_ARCHIVE}"
+  WORKING_DIRECTORY "${_zm_je_work}" RESULT_VARIABLE _zm_rc)
 # The C++ operators (jemalloc_cpp) stay out: they would replace the program's.
-add_custom_command(OUTPUT "${ZM_JE_PRIVATE_OBJECT}"
-  COMMAND ${CMAKE_COMMAND} -E rm -rf "${_zm_je_work}"
-  COMMAND ${CMAKE_COMMAND} -E make_directory "${_zm_je_work}"
-  COMMAND ${CMAKE_COMMAND} -E chdir "${_zm_je_work}" ${CMAKE_AR} x "${ZM_JEMALLOC_PIC_ARCHIVE}"
-  COMMAND ${CMAKE_COMMAND} -E rm -f "${_zm_je_work}/jemalloc_cpp.pic.o"
-  COMMAND sh -c "'${CMAKE_LINKER}' -r -o '${_zm_je_work}/all.o' '${_zm_je_work}'/*.o"
-  COMMAND ${CMAKE_OBJCOPY} --redefine-syms=${_zm_je_map} "${_zm_je_work}/all.o" "${_zm_je_work}/renamed.o"
-  COMMAND ${CMAKE_OBJCOPY} --keep-global-symbols=${_zm_je_keep} "${_zm_je_work}/renamed.o" "${ZM_JE_PRIVATE_OBJECT}"
-  DEPENDS "${ZM_JEMALLOC_PIC_ARCHIVE}" "${PROJECT_SOURCE_DIR}/cmake/jemalloc_private.cmake"
-  COMMENT "zmalloc: private jemalloc from ${ZM_JEMALLOC_PIC_ARCHIVE}"
-  VERBATIM)
-set_source_files_properties("${ZM_JE_PRIVATE_OBJECT}" PROPERTIES EXTERNAL_OBJECT TRUE GENERATED TRUE)
+file(REMOVE "${_zm_je_work}/jemalloc_cpp.pic.o")
+file(GLOB _zm_je_objects "${_zm_je_work}/*.o")
+if(_zm_rc EQUAL 0)
+  execute_process(COMMAND "${CMAKE_LINKER}" -r -o "${_zm_je_work}/all.o" ${_zm_je_objects} RESULT_VARIABLE _zm_rc)
+endif()
+if(_zm_rc EQUAL 0)
+  execute_process(COMMAND ${CMAKE_OBJCOPY} --redefine-syms=${_zm_je_map} "${_zm_je_work}/all.o"
+                          "${_zm_je_work}/renamed.o" RESULT_VARIABLE _zm_rc)
+endif()
+if(_zm_rc EQUAL 0)
+  execute_process(COMMAND ${CMAKE_OBJCOPY} --keep-global-symbols=${_zm_je_keep} "${_zm_je_work}/renamed.o"
+                          "${ZM_JE_PRIVATE_OBJECT}" RESULT_VARIABLE _zm_rc)
+endif()
+file(REMOVE_RECURSE "${_zm_je_work}")
+if(NOT _zm_rc EQUAL 0)
+  message(FATAL_ERROR "zmalloc: could not make the private jemalloc from ${ZM_JEMALLOC_PIC_ARCHIVE} "
+                      "(${_zm_rc}); -DZMALLOC_JEMALLOC_PRIVATE=OFF shares the system jemalloc instead")
+endif()
+message(STATUS "zmalloc: private jemalloc from ${ZM_JEMALLOC_PIC_ARCHIVE}")
+
+# zmalloc's copy of jemalloc's fast paths (src/backends/jemalloc_fast.h)
+# reads jemalloc's thread data at offsets read off one build of jemalloc: it
+# is compiled in only where a program linked with this very object finds,
+# for every size the copy serves, that it agrees with jemalloc's own malloc
+# and free. Not when cross-compiling (nothing to run the check on).
+set(ZM_JE_FAST_OK FALSE)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND NOT CMAKE_CROSSCOMPILING
+   AND CMAKE_SIZEOF_VOID_P EQUAL 8)
+  try_run(ZM_JEF_CHECK_RAN ZM_JEF_CHECK_BUILT "${CMAKE_CURRENT_BINARY_DIR}/jemalloc_fast_check"
+    "${PROJECT_SOURCE_DIR}/src/backends/jemalloc_fast_check.c"
+    CMAKE_FLAGS "-DINCLUDE_DIRECTORIES=${PROJECT_SOURCE_DIR}/src"
+    COMPILE_DEFINITIONS -DZM_JE_PRIVATE=1 -DZM_JEF_CHECK=1 -D_GNU_SOURCE
+    LINK_LIBRARIES "${ZM_JE_PRIVATE_OBJECT}" pthread ${CMAKE_DL_LIBS} m
+    COMPILE_OUTPUT_VARIABLE _zm_jef_compile_out
+    RUN_OUTPUT_VARIABLE _zm_jef_out)
+  if(ZM_JEF_CHECK_BUILT AND ZM_JEF_CHECK_RAN EQUAL 0)
+    set(ZM_JE_FAST_OK TRUE)
+  endif()
+  string(STRIP "${_zm_jef_out}" _zm_jef_out)
+  if(NOT ZM_JEF_CHECK_BUILT)
+    set(_zm_jef_out "the check did not build")
+  endif()
+  message(STATUS "zmalloc: jemalloc fast paths in zmalloc: ${ZM_JE_FAST_OK} (${_zm_jef_out})")
+endif()

@@ -41,14 +41,33 @@ __attribute__((noinline, cold)) static void *oom(size_t size) {
 
 static inline void *or_oom(void *p, size_t size) { return zm_likely(p != NULL) ? p : oom(size); }
 
+#ifdef ZM_JE_FAST
+/* zm_malloc's and zm_malloc_usable's way when the fast path declines: the
+ * OOM handler's call is in here too, so that the fast path needs no frame. */
+__attribute__((noinline)) static void *malloc_slow(size_t size, size_t *usable) {
+    return or_oom(alloc_plain_slow(size, usable), size);
+}
+
+ZM_EXPORT void *zm_malloc(size_t size) {
+    void *p;
+    if (zm_likely(alloc_fast(size, &p, NULL))) return p;
+    return malloc_slow(size, NULL);
+}
+ZM_EXPORT void *zm_malloc_usable(size_t size, size_t *usable) {
+    void *p;
+    if (zm_likely(alloc_fast(size, &p, usable))) return p;
+    return malloc_slow(size, usable);
+}
+#else
 ZM_EXPORT void *zm_malloc(size_t size) { return or_oom(alloc_impl(size, NULL, ALLOC_PLAIN), size); }
+ZM_EXPORT void *zm_malloc_usable(size_t size, size_t *usable) {
+    return or_oom(alloc_impl(size, usable, ALLOC_PLAIN), size);
+}
+#endif
 ZM_EXPORT void *zm_calloc(size_t size) { return or_oom(alloc_impl(size, NULL, ALLOC_ZEROED), size); }
 ZM_EXPORT void *zm_try_malloc(size_t size) { return alloc_impl(size, NULL, ALLOC_PLAIN); }
 ZM_EXPORT void *zm_try_calloc(size_t size) { return alloc_impl(size, NULL, ALLOC_ZEROED); }
 
-ZM_EXPORT void *zm_malloc_usable(size_t size, size_t *usable) {
-    return or_oom(alloc_impl(size, usable, ALLOC_PLAIN), size);
-}
 ZM_EXPORT void *zm_calloc_usable(size_t size, size_t *usable) {
     return or_oom(alloc_impl(size, usable, ALLOC_ZEROED), size);
 }
@@ -76,8 +95,16 @@ ZM_EXPORT void *zm_try_realloc_usable(void *ptr, size_t size, size_t *usable) {
 }
 ZM_EXPORT void *zm_try_realloc(void *ptr, size_t size) { return realloc_impl(ptr, size, NULL); }
 
+#ifdef ZM_JE_FAST
+/* Where jemalloc's free fast path gives up, or the thread has no slot. */
+__attribute__((noinline)) static void free_slow(void *ptr) { free_any_impl(ptr); }
+#endif
+
 ZM_EXPORT void zm_free(void *ptr) {
-#ifdef ZM_ALLOCATOR_COUNTS
+#if defined(ZM_JE_FAST)
+    if (zm_likely(zm__jef_free(ptr))) return;
+    free_slow(ptr);
+#elif defined(ZM_ALLOCATOR_COUNTS)
     free_any_impl(ptr); /* the allocator's free takes NULL, and so does the count */
 #else
     if (ptr) free_any_impl(ptr);
@@ -124,10 +151,25 @@ ZM_EXPORT char *zm_strdup(const char *s) {
 
 ZM_EXPORT void zm_libc_free(void *ptr) { free(ptr); }
 
-ZM_EXPORT size_t zm_size(const void *ptr) { return ptr ? zm__blk_acct(ptr) : 0; }
+/* The size lookups count nothing: see zm__jef_after_uncounted_call(). */
+static inline void size_lookup_done(void) {
+#ifdef ZM_JE_FAST
+    zm__jef_after_uncounted_call();
+#endif
+}
+
+ZM_EXPORT size_t zm_size(const void *ptr) {
+    if (!ptr) return 0;
+    size_t size = zm__blk_acct(ptr);
+    size_lookup_done();
+    return size;
+}
 
 ZM_EXPORT size_t zm_usable_size(const void *ptr) {
-    return ptr ? zm__blk_usable(ptr, zm__blk_acct(ptr)) : 0;
+    if (!ptr) return 0;
+    size_t size = zm__blk_usable(ptr, zm__blk_acct(ptr));
+    size_lookup_done();
+    return size;
 }
 
 ZM_EXPORT void *zm_extend_to_usable(void *ptr, size_t size) {

@@ -15,6 +15,9 @@
 #endif
 
 __attribute__((cold)) static void *fail(size_t *usable) {
+#ifdef ZM_JE_FAST
+    zm__jef_after_uncounted_call();
+#endif
     if (usable) *usable = 0;
     errno = ENOMEM;
     return NULL;
@@ -83,8 +86,7 @@ __attribute__((noinline, cold)) static void *publish_then_finish(void *p, zm__sl
 }
 #endif
 
-ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
-                                   size_t align) {
+ZM_INLINE void *alloc_generic(size_t size, size_t *usable, enum alloc_kind kind, size_t align) {
     if (zm_unlikely(!zm__request_small(size))) return alloc_checked(size, usable, kind, align);
     size_t acct;
     void *p = blk_alloc(size, &acct, kind, align);
@@ -95,6 +97,39 @@ ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind 
     if (zm__count_update((int64_t)acct, &s, &b)) return publish_then_finish(p, s, b, acct, usable);
 #endif
     return finish(p, acct, usable);
+}
+
+#ifdef ZM_JE_FAST
+/* jemalloc's malloc fast path (jemalloc_fast.h), with the publish threshold
+ * as one more bound: 0 for a thread without a slot, or while a limit is set
+ * or a failure is armed, so that those go the generic way. 1 with the block
+ * in *out, else 0. */
+ZM_INLINE int alloc_fast(size_t size, void **out, size_t *usable) {
+    uint64_t threshold =
+        zm__fault_armed() ? 0 : atomic_load_explicit(&zm__tls_slot->threshold, memory_order_relaxed);
+    size_t got;
+    if (zm_unlikely(!zm__jef_malloc(size, threshold, out, &got))) return 0;
+    if (usable) *usable = got;
+    return 1;
+}
+
+/* Where jemalloc's own fast path gives up, or the thread's publish is due:
+ * out of line, so that the fast path keeps nothing across a call. */
+__attribute__((noinline)) static void *alloc_plain_slow(size_t size, size_t *usable) {
+    return alloc_generic(size, usable, ALLOC_PLAIN, 0);
+}
+#endif
+
+ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
+                                   size_t align) {
+#ifdef ZM_JE_FAST
+    if (kind == ALLOC_PLAIN) {
+        void *p;
+        if (zm_likely(alloc_fast(size, &p, usable))) return p;
+        return alloc_plain_slow(size, usable);
+    }
+#endif
+    return alloc_generic(size, usable, kind, align);
 }
 
 ZM_INLINE void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {

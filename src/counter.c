@@ -315,6 +315,9 @@ static void thread_exit(void *arg) {
 #ifdef ZM_ALLOCATOR_COUNTS
     tls_counted = balance; /* what later calls add to it, they count themselves */
     zm__tls_slotted = 0;
+#ifdef ZM_JE_FAST
+    zm__jef_slow_frees(); /* zm_free's fast path must not skip the count */
+#endif
 #else
     (void)balance;
 #endif
@@ -373,6 +376,9 @@ static void count_unslotted(void) {
     int64_t delta = b - tls_counted;
     tls_counted = b;
     if (delta) add_shared(delta);
+#ifdef ZM_JE_FAST
+    zm__jef_slow_frees(); /* jemalloc's slow path may have raised the bound */
+#endif
 }
 #endif
 

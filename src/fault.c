@@ -18,6 +18,8 @@ void zm__fault_arm(long nth, int persist) {
 long zm__fault_seen(void) { return atomic_load(&seen); }
 long zm__fault_injected(void) { return atomic_load(&injected); }
 
+int zm__fault_armed(void) { return atomic_load_explicit(&armed_nth, memory_order_relaxed) != 0; }
+
 int zm__fault_hit(void) {
     long nth = atomic_load_explicit(&armed_nth, memory_order_relaxed);
     if (nth == 0) return 0;

@@ -15,8 +15,12 @@ ZM_HIDDEN long zm__fault_seen(void);
 /* Failures injected since the last zm__fault_arm(). */
 ZM_HIDDEN long zm__fault_injected(void);
 ZM_HIDDEN int zm__fault_hit(void);
+/* Whether a failure is armed: allocation paths that skip the block layer
+ * (jemalloc_fast.h) must then take it. */
+ZM_HIDDEN int zm__fault_armed(void);
 #else
 static inline int zm__fault_hit(void) { return 0; }
+static inline int zm__fault_armed(void) { return 0; }
 #endif
 
 #endif

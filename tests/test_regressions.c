@@ -401,6 +401,47 @@ static void test_reader_never_sees_a_figure_that_did_not_happen(void **state) {
     assert_int_equal(zm_used_memory(), base);
 }
 
+/* ---- a thread's first zmalloc calls count nothing; then it frees --------
+ * A thread that first asks for allocator statistics, purges or asks a
+ * block's size, then frees blocks that another thread allocated: the frees
+ * count, exactly. (With the private jemalloc such calls set up jemalloc's
+ * thread data in full, which opened zm_free's copy of jemalloc's free fast
+ * path to a thread without a slot, whose frees then went uncounted.) */
+enum { QUIET_BLOCKS = 8 };
+struct quiet_case {
+    int kind;
+    void *blocks[QUIET_BLOCKS];
+};
+
+static void *quiet_then_free(void *arg) {
+    struct quiet_case *c = arg;
+    size_t a;
+    switch (c->kind) {
+    case 0: (void)zm_get_allocator_info(&a, NULL, NULL, NULL, NULL, NULL); break;
+    case 1: (void)zm_purge(); break;
+    default: (void)zm_size(c->blocks[0]); break;
+    }
+    for (int i = 0; i < QUIET_BLOCKS; i++) zm_free(c->blocks[i]);
+    return NULL;
+}
+
+static void test_frees_after_quiet_first_calls(void **state) {
+    (void)state;
+    for (int kind = 0; kind < 3; kind++) {
+        struct quiet_case c = {.kind = kind};
+        size_t base = zm_used_memory(), held = 0;
+        for (int i = 0; i < QUIET_BLOCKS; i++) {
+            c.blocks[i] = zm_malloc(100 + 300 * (size_t)i);
+            held += zt_expected_size(c.blocks[i], 100 + 300 * (size_t)i);
+        }
+        assert_int_equal(zm_used_memory(), base + held);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, quiet_then_free, &c), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        if (zm_used_memory() != base) fail_msg("first call kind %d: used %zu, expected %zu", kind, zm_used_memory(), base);
+    }
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_probe_keeps_mmap_threshold, zt_reset_settings),
@@ -411,6 +452,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(test_large_allocation_always_in_peak, zt_reset_settings),
         cmocka_unit_test_teardown(test_no_tcache_failure_reaches_oom_handler, zt_reset_settings),
         cmocka_unit_test_teardown(test_reader_never_sees_a_figure_that_did_not_happen, zt_reset_settings),
+        cmocka_unit_test_teardown(test_frees_after_quiet_first_calls, zt_reset_settings),
     };
     return zt_run(tests, argc, argv, NULL, NULL);
 }

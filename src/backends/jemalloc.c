@@ -15,6 +15,13 @@
 
 int zm__je_classes_ok;
 
+/* Every call here may come from a thread without a slot (jemalloc_fast.h). */
+static void after_mallctl(void) {
+#ifdef ZM_JE_FAST
+    zm__jef_after_uncounted_call();
+#endif
+}
+
 #ifdef ZM_JE_PRIVATE
 /* "thread.allocatedp" and "thread.deallocatedp" as MIBs, looked up at load
  * time (which also sets up jemalloc's mallctl tree before any fork). */
@@ -24,10 +31,11 @@ int zm__be_thread_counters(const volatile uint64_t **allocated,
                            const volatile uint64_t **deallocated) {
     uint64_t *a = NULL, *d = NULL;
     size_t la = sizeof a, ld = sizeof d;
-    if (counters_miblen == 0 ||
-        mallctlbymib(allocated_mib, counters_miblen, &a, &la, NULL, 0) != 0 ||
-        mallctlbymib(deallocated_mib, counters_miblen, &d, &ld, NULL, 0) != 0 || !a || !d)
-        return -1;
+    int failed = counters_miblen == 0 ||
+                 mallctlbymib(allocated_mib, counters_miblen, &a, &la, NULL, 0) != 0 ||
+                 mallctlbymib(deallocated_mib, counters_miblen, &d, &ld, NULL, 0) != 0 || !a || !d;
+    after_mallctl();
+    if (failed) return -1;
     *allocated = a;
     *deallocated = d;
     return 0;
@@ -101,6 +109,7 @@ static int size_classes_agree(void) {
 __attribute__((constructor)) static void probe_jemalloc(void) {
     find_counters();
     zm__je_classes_ok = size_classes_agree();
+    after_mallctl();
 }
 #else
 __attribute__((constructor)) static void probe_jemalloc(void) {
@@ -151,13 +160,17 @@ void zm__be_get_stats(zm__be_stats *out) {
     memset(out, 0, sizeof *out);
     uint64_t epoch = 1;
     size_t len = sizeof epoch;
-    if (mallctl("epoch", &epoch, &len, &epoch, len) != 0) return; /* refresh the stats */
+    if (mallctl("epoch", &epoch, &len, &epoch, len) != 0) { /* refresh the stats */
+        after_mallctl();
+        return;
+    }
     out->allocated = read_size("stats.allocated");
     out->active = read_size("stats.active");
     out->resident = read_size("stats.resident");
     out->retained = read_size("stats.retained");
     out->muzzy = read_size("stats.arenas." ARENAS_ALL ".pmuzzy") * read_size("arenas.page");
     out->frag_smallbins = small_bins_free_bytes();
+    after_mallctl();
     out->have = ZMALLOC_INFO_ALLOCATED | ZMALLOC_INFO_ACTIVE | ZMALLOC_INFO_RESIDENT |
                 ZMALLOC_INFO_RETAINED | ZMALLOC_INFO_MUZZY | ZMALLOC_INFO_FRAG_SMALLBINS;
 }
@@ -165,12 +178,14 @@ void zm__be_get_stats(zm__be_stats *out) {
 void zm__be_background_thread(int enable) {
     bool on = enable != 0;
     mallctl("background_thread", NULL, NULL, &on, sizeof on);
+    after_mallctl();
 }
 
 int zm__be_purge(void) {
     /* Flush this thread's cache first, or its free blocks stay out of reach. */
     mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
     int rc = mallctl("arena." ARENAS_ALL ".purge", NULL, NULL, NULL, 0);
+    after_mallctl();
     if (rc == 0) return 0;
     errno = rc;
     return -1;

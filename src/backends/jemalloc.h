@@ -25,6 +25,7 @@
 /* A private jemalloc inside libzmalloc (cmake/jemalloc_private.cmake): its
  * malloc and free are called directly, and jemalloc's own per-thread
  * counters are the accounting (counter.h), so the wrapper counts nothing. */
+#include "backends/jemalloc_fast.h"
 #include "backends/jemalloc_names.h"
 #define zm__je_malloc zm__jep_malloc
 #define zm__je_free zm__jep_free

@@ -1,0 +1,143 @@
+/* jemalloc's malloc fast path, copied into zm_malloc (private jemalloc only).
+ *
+ * Why: the private jemalloc counts every byte itself, so all zm_malloc adds
+ * is a call into jemalloc's malloc, a NULL check for the OOM handler, and the
+ * publish threshold. Even a bare call-through wrapper costs 13-16% of
+ * jemalloc's 75-instruction pair. With the fast path here, zm_malloc is
+ * jemalloc's malloc plus one compare (the publish threshold), and jemalloc's
+ * own slow path is reached through zmalloc's (alloc.c), which keeps the OOM
+ * handler, the limit, registration and failure injection.
+ *
+ * What it does is exactly what jemalloc 5.3.0's imalloc_fastpath() does for a
+ * request of at most 4 KiB (SC_LOOKUP_MAXCLASS): size class from the lookup
+ * tables; the thread's allocated-bytes counter plus that size against
+ * jemalloc's own next-event threshold (0 while the thread's TSD is not
+ * nominal, so a thread not set up yet falls through); then a pop from the
+ * thread cache's bin, whose low-water mark is kept as jemalloc keeps it.
+ *
+ * The TSD offsets below are those of Debian's 5.3.0 x86-64 build (read off
+ * its malloc's and free's object code). The private jemalloc is linked into
+ * libzmalloc at build time, so its layout cannot change after that: the
+ * build (cmake/jemalloc_private.cmake) runs jemalloc_fast_check.c against the
+ * very object it links, and compiles this in (ZM_JE_FAST_OK) only if the
+ * copies agree with jemalloc's own malloc and free for every size. */
+#ifndef ZM_BACKEND_JEMALLOC_FAST_H
+#define ZM_BACKEND_JEMALLOC_FAST_H
+
+#if defined(ZM_JE_PRIVATE) && (defined(ZM_JE_FAST_OK) || defined(ZM_JEF_CHECK)) && \
+    defined(__x86_64__) && !defined(ZM_PRELOAD)
+#define ZM_JE_FAST 1
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* The jemalloc version whose layout this is. */
+#define ZM_JEF_VERSION "5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c"
+
+/* Offsets in jemalloc's tsd_t. */
+#define ZM_JEF_ALLOCATED 0x338  /* thread_allocated: bytes allocated, ever */
+#define ZM_JEF_NEXT_EVENT 0x340 /* thread_allocated_next_event_fast */
+#define ZM_JEF_BINS 0x360       /* tcache's cache_bin_t bins[], 24 bytes each */
+#define ZM_JEF_BIN_BYTES 24
+#define ZM_JEF_DEALLOCATED 0x348  /* thread_deallocated: bytes freed, ever */
+#define ZM_JEF_DEALLOC_EVENT 0x350 /* thread_deallocated_next_event_fast */
+/* The rtree lookup cache: 16 entries of {leaf key, leaf}, picked by address
+ * bits 30-33; a leaf holds one 8-byte element per 4 KiB page of its 1 GiB,
+ * with the size-class index in bits 48-63 and "slab" in bit 0. */
+#define ZM_JEF_RTREE_CACHE 0x1b0
+/* Offsets in cache_bin_t. */
+#define ZM_JEF_BIN_HEAD 0x00      /* void **stack_head */
+#define ZM_JEF_BIN_NREQUESTS 0x08 /* uint64_t: statistics */
+#define ZM_JEF_BIN_LOW_WATER 0x10 /* uint16_t: low bits of the low-water head */
+#define ZM_JEF_BIN_FULL 0x12      /* uint16_t: low bits of the head when full */
+#define ZM_JEF_BIN_EMPTY 0x14     /* uint16_t: low bits of the head when empty */
+
+extern ZM_HIDDEN __thread unsigned char zm__jep_tsd_tls[]
+    __attribute__((tls_model("initial-exec")));
+extern ZM_HIDDEN const uint8_t zm__jep_sz_size2index_tab[];
+extern ZM_HIDDEN const size_t zm__jep_sz_index2size_tab[];
+
+/* The largest request jemalloc's fast path serves (SC_LOOKUP_MAXCLASS). */
+#define ZM_JEF_MAX_REQUEST 4096
+
+typedef uint64_t __attribute__((may_alias)) zm__jef_u64;
+typedef uint16_t __attribute__((may_alias)) zm__jef_u16;
+typedef void **__attribute__((may_alias)) zm__jef_head;
+
+/* Puts a block of `size` bytes from the thread cache in *out and its size
+ * class in *usable, and returns 1; or returns 0 where jemalloc's own fast
+ * path would take its slow path, or where the thread's allocated bytes would
+ * pass `threshold` (end <= threshold: fast). (A flag, not NULL: the compiler
+ * cannot know that a popped block is never NULL.) The counter store is atomic (relaxed: a plain store on x86-64)
+ * because readers in other threads load it. */
+ZM_INLINE int zm__jef_malloc(size_t size, uint64_t threshold, void **out, size_t *usable) {
+    if (zm_unlikely(size > ZM_JEF_MAX_REQUEST)) return 0;
+    unsigned ind = zm__jep_sz_size2index_tab[(size + 7) >> 3];
+    size_t usize = zm__jep_sz_index2size_tab[ind];
+    unsigned char *tsd = zm__jep_tsd_tls;
+    uint64_t after = *(zm__jef_u64 *)(tsd + ZM_JEF_ALLOCATED) + usize;
+    if (zm_unlikely(after >= *(zm__jef_u64 *)(tsd + ZM_JEF_NEXT_EVENT) || after > threshold))
+        return 0;
+    unsigned char *bin = tsd + ZM_JEF_BINS + (size_t)ind * ZM_JEF_BIN_BYTES;
+    void **head = *(zm__jef_head *)(bin + ZM_JEF_BIN_HEAD);
+    void *ret = *head;
+    uint16_t low = (uint16_t)(uintptr_t)head;
+    if (zm_unlikely(low == *(zm__jef_u16 *)(bin + ZM_JEF_BIN_LOW_WATER))) {
+        if (low == *(zm__jef_u16 *)(bin + ZM_JEF_BIN_EMPTY)) return 0;
+        *(zm__jef_u16 *)(bin + ZM_JEF_BIN_LOW_WATER) = (uint16_t)(uintptr_t)(head + 1);
+    }
+    *(zm__jef_head *)(bin + ZM_JEF_BIN_HEAD) = head + 1;
+    __atomic_store_n((zm__jef_u64 *)(tsd + ZM_JEF_ALLOCATED), after, __ATOMIC_RELAXED);
+    *(zm__jef_u64 *)(bin + ZM_JEF_BIN_NREQUESTS) += 1;
+    *usable = usize;
+    *out = ret;
+    return 1;
+}
+
+/* Frees a block into the thread cache as jemalloc 5.3.0's free_fastpath()
+ * does and returns 1; or returns 0 where that would take jemalloc's slow path:
+ * the block's leaf not in the lookup cache, a block not from a slab, a full
+ * bin, or the thread's freed bytes reaching jemalloc's threshold, which is 0
+ * while the TSD is not nominal and, by counter.c, while the thread has no
+ * slot (so its frees reach zm__count_unslotted()). */
+ZM_INLINE int zm__jef_free(void *ptr) {
+    uintptr_t a = (uintptr_t)ptr;
+    unsigned char *tsd = zm__jep_tsd_tls;
+    unsigned char *entry = tsd + ZM_JEF_RTREE_CACHE + ((a >> 26) & 0xf0);
+    if (zm_unlikely(*(zm__jef_u64 *)entry != (a & ~(uintptr_t)0x3fffffff))) return 0;
+    uint64_t bits = (*(zm__jef_u64 *const *)(entry + 8))[(a >> 12) & 0x3ffff];
+    if (zm_unlikely(!(bits & 1))) return 0;
+    unsigned ind = (unsigned)(bits >> 48);
+    uint64_t after = *(zm__jef_u64 *)(tsd + ZM_JEF_DEALLOCATED) + zm__jep_sz_index2size_tab[ind];
+    if (zm_unlikely(after >= *(zm__jef_u64 *)(tsd + ZM_JEF_DEALLOC_EVENT))) return 0;
+    unsigned char *bin = tsd + ZM_JEF_BINS + (size_t)ind * ZM_JEF_BIN_BYTES;
+    void **head = *(zm__jef_head *)(bin + ZM_JEF_BIN_HEAD);
+    if (zm_unlikely((uint16_t)(uintptr_t)head == *(zm__jef_u16 *)(bin + ZM_JEF_BIN_FULL))) return 0;
+    head--;
+    *(zm__jef_head *)(bin + ZM_JEF_BIN_HEAD) = head;
+    *head = ptr;
+    __atomic_store_n((zm__jef_u64 *)(tsd + ZM_JEF_DEALLOCATED), after, __ATOMIC_RELAXED);
+    return 1;
+}
+
+/* Sends the calling thread's next frees to the slow path (see above). */
+static inline void zm__jef_slow_frees(void) {
+    *(zm__jef_u64 *)(zm__jep_tsd_tls + ZM_JEF_DEALLOC_EVENT) = 0;
+}
+
+/* Nonzero while the calling thread has a slot (counter.h). */
+extern ZM_HIDDEN __thread char zm__tls_slotted __attribute__((tls_model("initial-exec")));
+
+/* After a call into jemalloc that counts nothing (mallctl, sallocx, a failed
+ * allocation): any of them may set up the thread's TSD in full, which
+ * reopens jemalloc's free fast path; a thread without a slot closes it
+ * again. */
+static inline void zm__jef_after_uncounted_call(void) {
+    if (zm_unlikely(!zm__tls_slotted)) zm__jef_slow_frees();
+}
+
+#endif
+#endif
