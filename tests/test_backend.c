@@ -103,8 +103,9 @@ static void test_fast_paths_enabled(void **state) {
     zm_free(p);
     assert_non_null(zm__je_find_deallocated()); /* the free side's counter */
 #elif defined(ZM_TEST_BACKEND_mimalloc)
-    extern size_t zm__mi_bins_max;
+    extern size_t zm__mi_bins_max, zm__mi_table_bound;
     assert_true(zm__mi_bins_max >= 128 * 1024);
+    assert_int_equal(zm__mi_table_bound, 4097); /* sizes from the table up to 4 KiB */
 #ifndef ZM_SIZE_HEADER
     extern int zm__mi_pages_ok; /* a free reads the size from the block's page */
     assert_int_equal(zm__mi_pages_ok, 1);

@@ -10,6 +10,8 @@
 
 size_t zm__mi_bins_max;
 int zm__mi_pages_ok;
+uint16_t zm__mi_table[ZM_MI_TABLE_MAX / 8 + 1];
+size_t zm__mi_table_bound;
 
 /* The page read gives mi_usable_size()'s answer, or 0 (ask it). */
 static int page_read_agrees(const void *p) {
@@ -64,8 +66,17 @@ static int probe_pages(void) {
     return ok;
 }
 
+/* The table, from the formula, once probe_bins() has checked the formula
+ * against real blocks beyond the table's last entry. */
+static void fill_table(void) {
+    if (zm__mi_bins_max <= ZM_MI_TABLE_MAX) return;
+    for (size_t w = 0; w <= ZM_MI_TABLE_MAX / 8; w++) zm__mi_table[w] = (uint16_t)zm__mi_bin_size(w * 8);
+    zm__mi_table_bound = ZM_MI_TABLE_MAX + 1;
+}
+
 __attribute__((constructor)) static void probe_mimalloc(void) {
     int bins_pages = probe_bins();
+    fill_table();
     /* Only the layout it was read from: mimalloc 2.0.9, 64-bit. */
     zm__mi_pages_ok = sizeof(void *) == 8 && mi_version() == 209 && bins_pages && probe_pages();
 }

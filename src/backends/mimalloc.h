@@ -57,14 +57,25 @@ static inline size_t zm__mi_bin_size(size_t n) {
     return (w <= 1 ? 1 : words) << 3;
 }
 
+/* zm__mi_bin_size() of requests up to ZM_MI_TABLE_MAX bytes, by (n + 7) / 8:
+ * one load instead of a dozen instructions on the most common path. Filled
+ * at load time; until then zm__mi_table_bound is 0 and nothing reads it. */
+#define ZM_MI_TABLE_MAX 4096
+extern ZM_HIDDEN uint16_t zm__mi_table[ZM_MI_TABLE_MAX / 8 + 1];
+extern ZM_HIDDEN size_t zm__mi_table_bound; /* ZM_MI_TABLE_MAX + 1 once filled and checked */
+
+static inline size_t zm__mi_usable_of_request(const void *p, size_t size) {
+    if (zm_likely(size < zm__mi_table_bound)) return zm__mi_table[(size + 7) >> 3];
+    return zm_likely(size < zm__mi_bins_max) ? zm__mi_bin_size(size) : mi_usable_size(p);
+}
+
 static inline void *zm__be_done(void *p, size_t *usable) {
     if (usable && zm_likely(p != NULL)) *usable = mi_usable_size(p);
     return p;
 }
 
 static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
-    if (usable && zm_likely(p != NULL))
-        *usable = zm_likely(size < zm__mi_bins_max) ? zm__mi_bin_size(size) : mi_usable_size(p);
+    if (usable && zm_likely(p != NULL)) *usable = zm__mi_usable_of_request(p, size);
     return p;
 }
 
