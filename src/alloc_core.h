@@ -195,11 +195,13 @@ ZM_INLINE void free_any_impl(void *ptr) {
 #if defined(ZM_BLK_FREE_COUNTED)
     zm__count(-(int64_t)zm__blk_free_counted(ptr));
 #elif defined(ZM_BLK_SIZES_CHECKED)
-    if (!zm__blk_sizes_inline()) {
+    /* The inline read may also decline one block (0): it is then asked. */
+    size_t acct;
+    if (!zm__blk_sizes_inline() || (acct = zm__blk_acct_inline(ptr)) == 0) {
         free_asking(ptr);
         return;
     }
-    free_impl(ptr, zm__blk_acct_inline(ptr));
+    free_impl(ptr, acct);
 #else
     free_impl(ptr, zm__blk_acct(ptr));
 #endif

@@ -82,7 +82,11 @@ static inline void *zm__be_done(void *p, size_t *usable) {
  * call follows the allocation and the block need not be kept across one. */
 #define ZM_BE_SIZES_CHECKED 1
 static inline int zm__be_sizes_inline(void) { return zm_likely(zm__glibc_chunks_ok); }
-static inline size_t zm__be_usable_inline(const void *p) { return zm__glibc_chunk_usable(p); }
+static inline size_t zm__be_usable_inline(const void *p) {
+    size_t n = zm__glibc_chunk_usable(p);
+    if (n == 0) __builtin_unreachable(); /* a chunk holds at least 24 bytes: never declines */
+    return n;
+}
 
 __attribute__((noinline, cold)) static void *zm__libc_malloc_asking(size_t size, size_t *usable) {
     return zm__be_done(malloc(size), usable);

@@ -26,12 +26,13 @@ extern ZM_HIDDEN int zm__mi_pages_ok; /* zm__mi_page_usable() agrees with mi_usa
 static inline size_t zm__mi_page_usable(const void *p) {
     uintptr_t u = (uintptr_t)p, seg = (u - 1) & ~(((uintptr_t)1 << 25) - 1);
     const unsigned char *entry = (const unsigned char *)seg + 0x108 + ((u - seg) >> 16) * 80;
-    uint32_t back, size;
+    uint32_t back;
+    int32_t size; /* negative: above 2^31 - 1, a huge block */
     memcpy(&back, entry + 4, sizeof back);
     const unsigned char *page = entry - back;
     if (page[0x0e] & 2) return 0;
     memcpy(&size, page + 0x1c, sizeof size);
-    return size <= 0x7fffffff ? size : 0;
+    return size > 0 ? (size_t)size : 0;
 }
 
 static inline size_t zm__be_usable(const void *p) {
@@ -41,6 +42,14 @@ static inline size_t zm__be_usable(const void *p) {
     }
     return mi_usable_size(p);
 }
+
+/* The page read, when it is on: a free asks zm__be_sizes_inline() first, and
+ * a 0 from zm__be_usable_inline() (an aligned or huge block) sends that one
+ * block to mi_usable_size() out of line, so the free's fast path calls
+ * nothing before mi_free(). */
+#define ZM_BE_SIZES_CHECKED 1
+static inline int zm__be_sizes_inline(void) { return zm_likely(zm__mi_pages_ok); }
+static inline size_t zm__be_usable_inline(const void *p) { return zm__mi_page_usable(p); }
 
 extern ZM_HIDDEN size_t zm__mi_bins_max; /* zm__mi_bin_size() is exact below this (0: never) */
 

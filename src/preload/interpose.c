@@ -22,25 +22,45 @@
 
 #define ZM_PUBLIC __attribute__((visibility("default")))
 
+/* Adds n to a statistic of the calling thread's slot. Only the owner writes
+ * it; readers load it atomically. On x86-64 one unlocked add to memory does
+ * the relaxed load, add and store at once (compilers emit three instructions
+ * for those, and this runs several times per malloc of any program). */
 ZM_INLINE void bump(_Atomic uint64_t *x, uint64_t n) {
+#if defined(__x86_64__)
+    __asm__("addq %1, %0" : "+m"(*(uint64_t *)x) : "er"(n));
+#else
     atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
                           memory_order_relaxed);
+#endif
 }
 
-/* A thread with a slot counts in it; one without (not registered, or past
- * its exit hook) counts in the shared totals. */
+/* A thread without a slot (not registered, or past its exit hook) counts in
+ * the shared totals, out of line. */
+__attribute__((noinline, cold)) static void note_free_shared(void *ptr) {
+    zm__stats_shared_call(ZM_FN_FREE, 0);
+    if (ptr) free_any_impl(ptr);
+}
+
+/* An allocation's statistics, in the slot s of the calling thread, whose
+ * balance is now `balance`. */
+ZM_INLINE void note_in_slot(zm__slot *s, int64_t balance, enum zm__fn fn, size_t request,
+                            size_t held) {
+    bump(&s->stats.calls[fn], 1);
+    bump(&s->stats.requested, request);
+    bump(&s->stats.held, held);
+    bump(&s->stats.hist[zm__size_bucket(request)], 1);
+    if (zm_unlikely(balance > s->peak_mark)) zm__peak_check(s);
+}
+
+/* A thread with a slot counts in it; one without counts in the shared totals. */
 ZM_INLINE void note_alloc(enum zm__fn fn, size_t request, size_t held) {
     zm__slot *s = zm__tls_slot;
     if (zm_unlikely(s == &zm__placeholder)) {
         zm__stats_shared_alloc(fn, request, held);
         return;
     }
-    bump(&s->stats.calls[fn], 1);
-    bump(&s->stats.requested, request);
-    bump(&s->stats.held, held);
-    bump(&s->stats.hist[zm__size_bucket(request)], 1);
-    if (zm_unlikely(atomic_load_explicit(&s->balance, memory_order_relaxed) > s->peak_mark))
-        zm__peak_check(s);
+    note_in_slot(s, atomic_load_explicit(&s->balance, memory_order_relaxed), fn, request, held);
 }
 
 ZM_INLINE void note_call(enum zm__fn fn) {
@@ -62,18 +82,50 @@ ZM_INLINE int injected_failure(void) {
            zm__preload_fail_now();
 }
 
-ZM_INLINE void *counted(enum zm__fn fn, size_t size, enum alloc_kind kind, size_t align) {
+/* The allocations the fast path below leaves: a limit, a large request, an
+ * armed --fail-after (alloc_checked), or a due publish. */
+__attribute__((noinline)) static void *counted_checked(enum zm__fn fn, size_t size,
+                                                       enum alloc_kind kind, size_t align) {
     size_t usable;
-    void *p = alloc_aligned_impl(size, &usable, kind, align);
+    void *p = alloc_checked(size, &usable, kind, align);
     if (zm_unlikely(!p)) return note_failure(fn);
     note_alloc(fn, size, usable);
+    return p;
+}
+
+__attribute__((noinline, cold)) static void *counted_publish(enum zm__fn fn, size_t size, void *p,
+                                                             zm__slot *s, int64_t balance,
+                                                             size_t acct) {
+    zm__count_slow(s, balance, (int64_t)acct);
+    note_alloc(fn, size, zm__blk_usable(p, acct));
+    return p;
+}
+
+/* alloc_aligned_impl()'s path with the statistics folded in: where the count
+ * stays in the publish window, the slot is the thread's own (the
+ * placeholder's window always fails), so nothing needs reloading. */
+ZM_INLINE void *counted(enum zm__fn fn, size_t size, enum alloc_kind kind, size_t align) {
+    if (zm_unlikely(!zm__request_small(size))) return counted_checked(fn, size, kind, align);
+    size_t acct;
+    void *p = blk_alloc(size, &acct, kind, align);
+    if (zm_unlikely(!p)) return note_failure(fn);
+    zm__slot *s;
+    int64_t b;
+    if (zm_unlikely(zm__count_update((int64_t)acct, &s, &b)))
+        return counted_publish(fn, size, p, s, b, acct);
+    note_in_slot(s, b, fn, size, zm__blk_usable(p, acct));
     return p;
 }
 
 ZM_PUBLIC void *malloc(size_t size) { return counted(ZM_FN_MALLOC, size, ALLOC_PLAIN, 0); }
 
 ZM_PUBLIC void free(void *ptr) {
-    note_call(ZM_FN_FREE);
+    zm__slot *s = zm__tls_slot;
+    if (zm_unlikely(s == &zm__placeholder)) {
+        note_free_shared(ptr);
+        return;
+    }
+    bump(&s->stats.calls[ZM_FN_FREE], 1);
     if (ptr) free_any_impl(ptr);
 }
 
