@@ -107,7 +107,7 @@ ZM_EXPORT void zm_free(void *ptr) {
 #elif defined(ZM_ALLOCATOR_COUNTS)
     free_any_impl(ptr); /* the allocator's free takes NULL, and so does the count */
 #else
-    if (ptr) free_any_impl(ptr);
+    free_maybe_null_impl(ptr);
 #endif
 }
 

@@ -186,8 +186,9 @@ ZM_INLINE void free_impl(void *ptr, size_t acct) {
  * stays counted until the free returns; elsewhere the size is looked up and
  * counted first, so that the caller can end in a jump to the backend. */
 #ifdef ZM_BLK_SIZES_CHECKED
+/* NULL, or a block whose size the inline read cannot give. */
 __attribute__((noinline, cold)) static void free_asking(void *ptr) {
-    free_impl(ptr, zm__blk_acct(ptr));
+    if (ptr) free_impl(ptr, zm__blk_acct(ptr));
 }
 #endif
 
@@ -195,15 +196,25 @@ ZM_INLINE void free_any_impl(void *ptr) {
 #if defined(ZM_BLK_FREE_COUNTED)
     zm__count(-(int64_t)zm__blk_free_counted(ptr));
 #elif defined(ZM_BLK_SIZES_CHECKED)
-    /* The inline read may also decline one block (0): it is then asked. */
+    /* One compare covers NULL and "reads off"; the inline read may also
+     * decline one block (0): it is then asked. */
     size_t acct;
-    if (!zm__blk_sizes_inline() || (acct = zm__blk_acct_inline(ptr)) == 0) {
+    if (!zm__blk_sizes_inline_at(ptr) || (acct = zm__blk_acct_inline(ptr)) == 0) {
         free_asking(ptr);
         return;
     }
     free_impl(ptr, acct);
 #else
     free_impl(ptr, zm__blk_acct(ptr));
+#endif
+}
+
+/* free(ptr), ptr possibly NULL. */
+ZM_INLINE void free_maybe_null_impl(void *ptr) {
+#ifdef ZM_BLK_SIZES_CHECKED
+    free_any_impl(ptr); /* it takes NULL */
+#else
+    if (ptr) free_any_impl(ptr);
 #endif
 }
 #endif

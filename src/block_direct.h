@@ -35,7 +35,7 @@ static inline void zm__blk_free(void *p, size_t acct) { zm__be_free_sized(p, acc
  * that asks first needs no call after the read. A read that gives 0 declines
  * that block, whose size must then be asked. */
 #define ZM_BLK_SIZES_CHECKED 1
-static inline int zm__blk_sizes_inline(void) { return zm__be_sizes_inline(); }
+static inline int zm__blk_sizes_inline_at(const void *p) { return zm__be_sizes_inline_at(p); }
 static inline size_t zm__blk_acct_inline(const void *p) { return zm__be_usable_inline(p); }
 #endif
 #ifdef ZM_BE_FREE_COUNTED

@@ -102,6 +102,21 @@ static void test_fast_paths_enabled(void **state) {
     void *p = zm_malloc(100);
     zm_free(p);
     assert_non_null(zm__je_find_deallocated()); /* the free side's counter */
+#elif defined(ZM_TEST_BACKEND_tcmalloc) && !defined(ZM_SIZE_HEADER)
+    /* A free reads the block's size class from tcmalloc's page cache (on for
+     * Debian 12's build of gperftools 2.10): every free takes off exactly what
+     * tc_malloc_size() says the block holds. */
+    extern uintptr_t zm__tc_inline_floor;
+    assert_int_equal(zm__tc_inline_floor, 1);
+    for (size_t n = 0; n <= 300000; n += n < 2048 ? 1 : 4093) {
+        size_t base = zm_used_memory();
+        void *p = zm_malloc(n);
+        assert_non_null(p);
+        size_t held = tc_malloc_size(p);
+        assert_int_equal(zm_used_memory(), base + held);
+        zm_free(p);
+        assert_int_equal(zm_used_memory(), base);
+    }
 #elif defined(ZM_TEST_BACKEND_mimalloc)
     extern size_t zm__mi_bins_max, zm__mi_table_bound;
     assert_true(zm__mi_bins_max >= 128 * 1024);

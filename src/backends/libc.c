@@ -49,6 +49,9 @@ static size_t (*glibc_usable_size)(void *) = usable_unknown;
 
 #ifdef ZM_GLIBC_CHUNKS
 int zm__glibc_chunks_ok;
+#if defined(ZM_GLIBC_CHUNKS) && !defined(ZM_PRELOAD)
+uintptr_t zm__glibc_inline_floor = UINTPTR_MAX;
+#endif
 
 /* Both sides of the mmap threshold, the smallest chunk and odd sizes. The
  * mmapped probe is larger than glibc's largest dynamic mmap threshold (32 MiB
@@ -76,6 +79,9 @@ __attribute__((constructor)) static void probe_malloc(void) {
     malloc_is_glibcs = find_glibc_malloc();
 #ifdef ZM_GLIBC_CHUNKS
     zm__glibc_chunks_ok = malloc_is_glibcs && chunk_reads_agree();
+#ifndef ZM_PRELOAD
+    if (zm__glibc_chunks_ok) zm__glibc_inline_floor = 1;
+#endif
 #ifdef ZM_PRELOAD
     if (!zm__glibc_chunks_ok) {
         static const char msg[] = "zmalloc preload (libc): this glibc's chunk headers are not the "

@@ -82,6 +82,12 @@ static inline void *zm__be_done(void *p, size_t *usable) {
  * call follows the allocation and the block need not be kept across one. */
 #define ZM_BE_SIZES_CHECKED 1
 static inline int zm__be_sizes_inline(void) { return zm_likely(zm__glibc_chunks_ok); }
+/* Whether p is a block (not NULL) whose size may be read inline: one compare
+ * against a floor that is 1 once the chunk reads are on, UINTPTR_MAX before. */
+extern ZM_HIDDEN uintptr_t zm__glibc_inline_floor;
+static inline int zm__be_sizes_inline_at(const void *p) {
+    return zm_likely((uintptr_t)p >= zm__glibc_inline_floor);
+}
 static inline size_t zm__be_usable_inline(const void *p) {
     size_t n = zm__glibc_chunk_usable(p);
     if (n == 0) __builtin_unreachable(); /* a chunk holds at least 24 bytes: never declines */

@@ -10,6 +10,7 @@
 
 size_t zm__mi_bins_max;
 int zm__mi_pages_ok;
+uintptr_t zm__mi_inline_floor = UINTPTR_MAX;
 uint16_t zm__mi_table[ZM_MI_TABLE_MAX / 8 + 1];
 size_t zm__mi_table_bound;
 
@@ -79,6 +80,7 @@ __attribute__((constructor)) static void probe_mimalloc(void) {
     fill_table();
     /* Only the layout it was read from: mimalloc 2.0.9, 64-bit. */
     zm__mi_pages_ok = sizeof(void *) == 8 && mi_version() == 209 && bins_pages && probe_pages();
+    if (zm__mi_pages_ok) zm__mi_inline_floor = 1;
 }
 
 void zm__be_get_stats(zm__be_stats *out) {

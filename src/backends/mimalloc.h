@@ -49,6 +49,12 @@ static inline size_t zm__be_usable(const void *p) {
  * nothing before mi_free(). */
 #define ZM_BE_SIZES_CHECKED 1
 static inline int zm__be_sizes_inline(void) { return zm_likely(zm__mi_pages_ok); }
+/* Whether p is a block (not NULL) whose page may be read: one compare
+ * against a floor that is 1 once the page reads are on, UINTPTR_MAX before. */
+extern ZM_HIDDEN uintptr_t zm__mi_inline_floor;
+static inline int zm__be_sizes_inline_at(const void *p) {
+    return zm_likely((uintptr_t)p >= zm__mi_inline_floor);
+}
 static inline size_t zm__be_usable_inline(const void *p) { return zm__mi_page_usable(p); }
 
 extern ZM_HIDDEN size_t zm__mi_bins_max; /* zm__mi_bin_size() is exact below this (0: never) */

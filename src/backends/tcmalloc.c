@@ -1,6 +1,8 @@
 /* tcmalloc's cold calls: statistics through MallocExtension, releasing free
  * memory to the OS. It has no background thread to switch. */
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <string.h>
 
 #include <gperftools/malloc_extension_c.h>
@@ -14,6 +16,85 @@ void *zm__tc_self;
 uint32_t zm__tc_small[ZM_TC_SMALL_MAX / 8 + 1];
 uint32_t zm__tc_large[ZM_TC_LARGE_MAX / 128 + 1];
 int zm__tc_classes_ok;
+const volatile uint64_t *zm__tc_class_cache;
+uintptr_t zm__tc_inline_floor = UINTPTR_MAX;
+uint32_t zm__tc_class_size[ZM_TC_CLASSES];
+
+/* The build whose layout zm__tc_cached_usable() reads: Debian 12's
+ * libtcmalloc_minimal.so.4.5.10 (gperftools 2.10-1), where the page heap's
+ * class cache is at 0x2ddc0 (read off tc_free's object code). */
+static const unsigned char known_build_id[20] = {
+    0x39, 0xdf, 0xd4, 0xa5, 0x85, 0x57, 0x03, 0xfa, 0x6c, 0x24,
+    0x69, 0x74, 0x92, 0x82, 0xf7, 0x5b, 0x18, 0xa1, 0xaa, 0x66};
+#define KNOWN_CACHE_OFFSET 0x2ddc0
+
+struct build_id_search {
+    uintptr_t base;
+    int match;
+};
+
+/* dl_iterate_phdr callback: whether the object loaded at s->base carries
+ * the known GNU build ID. */
+static int check_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size;
+    struct build_id_search *s = arg;
+    if (info->dlpi_addr != s->base) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE) continue;
+        const unsigned char *n = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+        const unsigned char *end = n + ph->p_memsz;
+        while (n + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *h = (const ElfW(Nhdr) *)n;
+            const unsigned char *name = n + sizeof *h;
+            const unsigned char *desc = name + ((h->n_namesz + 3) & ~3u);
+            if (h->n_type == NT_GNU_BUILD_ID && h->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+                h->n_descsz == sizeof known_build_id && desc + h->n_descsz <= end)
+                s->match = memcmp(desc, known_build_id, sizeof known_build_id) == 0;
+            n = desc + ((h->n_descsz + 3) & ~3u);
+        }
+    }
+    return 1;
+}
+
+/* Turns the class-cache read on: the known build, class sizes learnt from
+ * real blocks of every class (freed and taken again, so that tcmalloc's own
+ * free has cached their page), and agreement with tc_malloc_size() on blocks
+ * of many sizes. */
+static void find_class_cache(void) {
+    if (zm__os_valgrind_replaces_malloc() || !zm__tc_classes_ok) return;
+    Dl_info info;
+    void *sym = (void *)&tc_free;
+    if (!dladdr(sym, &info) || !info.dli_fbase) return;
+    struct build_id_search search = {(uintptr_t)info.dli_fbase, 0};
+    dl_iterate_phdr(check_build_id, &search);
+    if (!search.match) return;
+    zm__tc_class_cache = (const volatile uint64_t *)((uintptr_t)info.dli_fbase + KNOWN_CACHE_OFFSET);
+    for (size_t n = 0; n <= ZM_TC_LARGE_MAX; n = zm__tc_usable_of_request(n) + 1) {
+        void *p = tc_malloc(n);
+        tc_free(p);
+        p = tc_malloc(n);
+        uintptr_t page = (uintptr_t)p >> 13;
+        uint64_t cl = zm__tc_class_cache[page & 0xffff] ^ (page & ~(uintptr_t)0xffff);
+        size_t size = tc_malloc_size(p);
+        tc_free(p);
+        if (cl >= ZM_TC_CLASSES) continue; /* not cached (a large block): stays asked */
+        if (cl == 0 || (zm__tc_class_size[cl] != 0 && zm__tc_class_size[cl] != size)) return;
+        zm__tc_class_size[cl] = (uint32_t)size;
+    }
+    enum { N = 256 };
+    static void *blocks[N];
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    int ok = 1;
+    for (int i = 0; i < N; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        blocks[i] = tc_malloc((size_t)(seed >> 40) % (i % 4 ? 1100 : 300000));
+        size_t inline_size = zm__tc_cached_usable(blocks[i]);
+        ok = ok && blocks[i] && (inline_size == 0 || inline_size == tc_malloc_size(blocks[i]));
+    }
+    for (int i = 0; i < N; i++) tc_free(blocks[i]);
+    if (ok) zm__tc_inline_floor = 1;
+}
 
 /* Fills the class tables from tc_nallocx(): each step's largest request
  * gives the entry, and its smallest must give the same. */
@@ -61,6 +142,7 @@ static void find_size_lookup(void) {
 __attribute__((constructor)) static void probe_tcmalloc(void) {
     zm__tc_classes_ok = fill_classes();
     find_size_lookup();
+    find_class_cache();
 }
 
 static int property(const char *name, size_t *value) {

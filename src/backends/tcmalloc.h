@@ -40,6 +40,32 @@ static inline size_t zm__be_usable(const void *p) {
     return tc_malloc_size((void *)p);
 }
 
+/* A freed block's size without a call: tcmalloc's own cache of page ->
+ * size class (a PackedCache, the first member of its page heap, which its
+ * free reads first), then the class's size. The cache lives in
+ * libtcmalloc_minimal.so at an offset read off Debian's 2.10 build; tcmalloc.c
+ * turns the read on only for that very build (its GNU build ID) and only if
+ * it agrees with tc_malloc_size() on real blocks; it fills the class sizes
+ * from real blocks too. A miss, or a class not seen at load, declines (0):
+ * the block is then asked. */
+extern ZM_HIDDEN const volatile uint64_t *zm__tc_class_cache;
+extern ZM_HIDDEN uintptr_t zm__tc_inline_floor; /* 1 once the read is on, else UINTPTR_MAX */
+#define ZM_TC_CLASSES 128
+extern ZM_HIDDEN uint32_t zm__tc_class_size[ZM_TC_CLASSES];
+
+static inline size_t zm__tc_cached_usable(const void *p) {
+    uintptr_t page = (uintptr_t)p >> 13;
+    uint64_t cl = zm__tc_class_cache[page & 0xffff] ^ (page & ~(uintptr_t)0xffff);
+    return zm_likely(cl < ZM_TC_CLASSES) ? zm__tc_class_size[cl] : 0;
+}
+
+#define ZM_BE_SIZES_CHECKED 1
+/* Whether p is a block (not NULL) and the cache read is on: one compare. */
+static inline int zm__be_sizes_inline_at(const void *p) {
+    return zm_likely((uintptr_t)p >= zm__tc_inline_floor);
+}
+static inline size_t zm__be_usable_inline(const void *p) { return zm__tc_cached_usable(p); }
+
 static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
     if (usable && zm_likely(p != NULL)) *usable = zm__tc_usable_of_request(size);
     return p;
