@@ -113,7 +113,30 @@ ZM_INLINE int alloc_fast(size_t size, void **out, size_t *usable) {
     return 1;
 }
 
-/* Where jemalloc's own fast path gives up, or the thread's publish is due:
+#define ZM_ALLOC_FAST 1
+#elif defined(ZM_BLK_FAST_MALLOC)
+/* The backend's inline malloc fast path (no call: mimalloc's copy), then the
+ * count; a publish the count leaves to do is out of line. 1 with the block in
+ * *out, else 0 (nothing done). A request that takes the slow check, or an
+ * armed failure, goes the generic way. */
+ZM_INLINE int alloc_fast(size_t size, void **out, size_t *usable) {
+    size_t got;
+    if (zm_unlikely(!zm__request_small(size) || zm__fault_armed() ||
+                    !zm__blk_fast_malloc(size, out, &got)))
+        return 0;
+    zm__slot *s;
+    int64_t b;
+    if (zm_unlikely(zm__count_update((int64_t)got, &s, &b)))
+        *out = publish_then_finish(*out, s, b, got, usable);
+    else if (usable)
+        *usable = got;
+    return 1;
+}
+#define ZM_ALLOC_FAST 1
+#endif
+
+#ifdef ZM_ALLOC_FAST
+/* Where the fast path gives up, or (jemalloc) the thread's publish is due:
  * out of line, so that the fast path keeps nothing across a call. */
 __attribute__((noinline)) static void *alloc_plain_slow(size_t size, size_t *usable) {
     return alloc_generic(size, usable, ALLOC_PLAIN, 0);
@@ -122,7 +145,7 @@ __attribute__((noinline)) static void *alloc_plain_slow(size_t size, size_t *usa
 
 ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
                                    size_t align) {
-#ifdef ZM_JE_FAST
+#ifdef ZM_ALLOC_FAST
     if (kind == ALLOC_PLAIN) {
         void *p;
         if (zm_likely(alloc_fast(size, &p, usable))) return p;

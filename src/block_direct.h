@@ -38,6 +38,14 @@ static inline void zm__blk_free(void *p, size_t acct) { zm__be_free_sized(p, acc
 static inline int zm__blk_sizes_inline_at(const void *p) { return zm__be_sizes_inline_at(p); }
 static inline size_t zm__blk_acct_inline(const void *p) { return zm__be_usable_inline(p); }
 #endif
+#ifdef ZM_BE_FAST_MALLOC
+/* An inline malloc fast path that calls nothing: 1 with the block and its
+ * usable size, or 0 (nothing done). */
+#define ZM_BLK_FAST_MALLOC 1
+static inline int zm__blk_fast_malloc(size_t size, void **out, size_t *usable) {
+    return zm__be_fast_malloc(size, out, usable);
+}
+#endif
 #ifdef ZM_BE_FREE_COUNTED
 #define ZM_BLK_FREE_COUNTED 1 /* the free itself tells the size: use it */
 #endif

@@ -8,6 +8,7 @@
 #define ZM_OS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "internal.h"
 
@@ -37,6 +38,12 @@ ZM_HIDDEN int zm__os_proc_stat_ll(int i, long long *res);
  * without changing their symbols' addresses; its core alone (cachegrind,
  * callgrind) leaves them alone. Reads the environment: call at load time. */
 ZM_HIDDEN int zm__os_valgrind_replaces_malloc(void);
+/* Whether the shared object that holds `symbol` carries the GNU build ID
+ * `id` (len bytes), with its load address in *base: a backend reads an
+ * allocator's unexported data only in the one build whose layout it knows.
+ * 0 otherwise (no such note, another ID, no object found). */
+ZM_HIDDEN int zm__os_object_has_build_id(const void *symbol, const unsigned char *id, size_t len,
+                                         uintptr_t *base);
 /* madvise(MADV_DONTNEED) the whole pages inside [p, p + size). */
 ZM_HIDDEN void zm__os_dontneed(void *p, size_t size);
 

@@ -1,8 +1,11 @@
 /* Linux implementation of os.h. Everything here reads /proc or sysfs into
  * fixed stack buffers through raw descriptors: the callers may be inside an
  * interposed malloc, so a heap allocation or a stdio FILE could recurse. */
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -684,4 +687,45 @@ int zm__os_valgrind_replaces_malloc(void) {
         if (strncmp(s, "core", 4) != 0) return 1;
     }
     return 0;
+}
+
+struct build_id_search {
+    uintptr_t base;
+    const unsigned char *id;
+    size_t len;
+    int match;
+};
+
+/* dl_iterate_phdr callback: the object loaded at s->base, its PT_NOTE
+ * segments' NT_GNU_BUILD_ID note against s->id. */
+static int check_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size;
+    struct build_id_search *s = arg;
+    if (info->dlpi_addr != s->base) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE) continue;
+        const unsigned char *n = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+        const unsigned char *end = n + ph->p_memsz;
+        while (n + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *h = (const ElfW(Nhdr) *)(const void *)n;
+            const unsigned char *name = n + sizeof *h;
+            const unsigned char *desc = name + ((h->n_namesz + 3) & ~3u);
+            if (desc + h->n_descsz > end) break;
+            if (h->n_type == NT_GNU_BUILD_ID && h->n_namesz == 4 && memcmp(name, "GNU", 4) == 0)
+                s->match = h->n_descsz == s->len && memcmp(desc, s->id, s->len) == 0;
+            n = desc + ((h->n_descsz + 3) & ~3u);
+        }
+    }
+    return 1;
+}
+
+int zm__os_object_has_build_id(const void *symbol, const unsigned char *id, size_t len,
+                               uintptr_t *base) {
+    Dl_info info;
+    if (!dladdr(symbol, &info) || !info.dli_fbase) return 0;
+    struct build_id_search s = {(uintptr_t)info.dli_fbase, id, len, 0};
+    dl_iterate_phdr(check_build_id, &s);
+    if (s.match) *base = (uintptr_t)info.dli_fbase;
+    return s.match;
 }

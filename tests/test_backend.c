@@ -121,6 +121,21 @@ static void test_fast_paths_enabled(void **state) {
     extern size_t zm__mi_bins_max, zm__mi_table_bound;
     assert_true(zm__mi_bins_max >= 128 * 1024);
     assert_int_equal(zm__mi_table_bound, 4097); /* sizes from the table up to 4 KiB */
+    /* zm_malloc's copy of mi_malloc's fast path is on (Debian 12's build), and
+     * what it hands out is counted exactly as mi_usable_size() says. */
+    extern size_t zm__mi_fast_bound;
+    assert_int_equal(zm__mi_fast_bound, 1025);
+#ifndef ZM_SIZE_HEADER
+    for (size_t n = 0; n <= 1100; n++) {
+        size_t base = zm_used_memory(), usable = 0;
+        void *p = zm_malloc_usable(n, &usable);
+        assert_non_null(p);
+        assert_int_equal(usable, mi_usable_size(p));
+        assert_int_equal(zm_used_memory(), base + usable);
+        zm_free(p);
+        assert_int_equal(zm_used_memory(), base);
+    }
+#endif
 #ifndef ZM_SIZE_HEADER
     extern int zm__mi_pages_ok; /* a free reads the size from the block's page */
     assert_int_equal(zm__mi_pages_ok, 1);

@@ -1,8 +1,6 @@
 /* tcmalloc's cold calls: statistics through MallocExtension, releasing free
  * memory to the OS. It has no background thread to switch. */
 #include <dlfcn.h>
-#include <elf.h>
-#include <link.h>
 #include <string.h>
 
 #include <gperftools/malloc_extension_c.h>
@@ -28,48 +26,16 @@ static const unsigned char known_build_id[20] = {
     0x69, 0x74, 0x92, 0x82, 0xf7, 0x5b, 0x18, 0xa1, 0xaa, 0x66};
 #define KNOWN_CACHE_OFFSET 0x2ddc0
 
-struct build_id_search {
-    uintptr_t base;
-    int match;
-};
-
-/* dl_iterate_phdr callback: whether the object loaded at s->base carries
- * the known GNU build ID. */
-static int check_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
-    (void)size;
-    struct build_id_search *s = arg;
-    if (info->dlpi_addr != s->base) return 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE) continue;
-        const unsigned char *n = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
-        const unsigned char *end = n + ph->p_memsz;
-        while (n + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *h = (const ElfW(Nhdr) *)n;
-            const unsigned char *name = n + sizeof *h;
-            const unsigned char *desc = name + ((h->n_namesz + 3) & ~3u);
-            if (h->n_type == NT_GNU_BUILD_ID && h->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
-                h->n_descsz == sizeof known_build_id && desc + h->n_descsz <= end)
-                s->match = memcmp(desc, known_build_id, sizeof known_build_id) == 0;
-            n = desc + ((h->n_descsz + 3) & ~3u);
-        }
-    }
-    return 1;
-}
-
 /* Turns the class-cache read on: the known build, class sizes learnt from
  * real blocks of every class (freed and taken again, so that tcmalloc's own
  * free has cached their page), and agreement with tc_malloc_size() on blocks
  * of many sizes. */
 static void find_class_cache(void) {
     if (zm__os_valgrind_replaces_malloc() || !zm__tc_classes_ok) return;
-    Dl_info info;
-    void *sym = (void *)&tc_free;
-    if (!dladdr(sym, &info) || !info.dli_fbase) return;
-    struct build_id_search search = {(uintptr_t)info.dli_fbase, 0};
-    dl_iterate_phdr(check_build_id, &search);
-    if (!search.match) return;
-    zm__tc_class_cache = (const volatile uint64_t *)((uintptr_t)info.dli_fbase + KNOWN_CACHE_OFFSET);
+    uintptr_t base;
+    if (!zm__os_object_has_build_id((const void *)&tc_free, known_build_id, sizeof known_build_id, &base))
+        return;
+    zm__tc_class_cache = (const volatile uint64_t *)(base + KNOWN_CACHE_OFFSET);
     for (size_t n = 0; n <= ZM_TC_LARGE_MAX; n = zm__tc_usable_of_request(n) + 1) {
         void *p = tc_malloc(n);
         tc_free(p);
