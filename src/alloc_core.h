@@ -234,7 +234,7 @@ ZM_INLINE void free_any_impl(void *ptr) {
 
 /* free(ptr), ptr possibly NULL. */
 ZM_INLINE void free_maybe_null_impl(void *ptr) {
-#ifdef ZM_BLK_SIZES_CHECKED
+#if defined(ZM_BLK_SIZES_CHECKED) || defined(ZM_BLK_FREE_TAKES_NULL)
     free_any_impl(ptr); /* it takes NULL */
 #else
     if (ptr) free_any_impl(ptr);

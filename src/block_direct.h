@@ -49,6 +49,9 @@ static inline int zm__blk_fast_malloc(size_t size, void **out, size_t *usable) {
 #ifdef ZM_BE_FREE_COUNTED
 #define ZM_BLK_FREE_COUNTED 1 /* the free itself tells the size: use it */
 #endif
+#ifdef ZM_BE_FREE_TAKES_NULL
+#define ZM_BLK_FREE_TAKES_NULL 1 /* zm__blk_free_counted(NULL) frees nothing and returns 0 */
+#endif
 static inline size_t zm__blk_free_counted(void *p) { return zm__be_free_counted(p); }
 static inline void zm__blk_free_no_tcache(void *p, size_t acct) { zm__be_free_no_tcache(p, acct); }
 

@@ -125,6 +125,29 @@ static void test_fast_paths_enabled(void **state) {
      * what it hands out is counted exactly as mi_usable_size() says. */
     extern size_t zm__mi_fast_bound;
     assert_int_equal(zm__mi_fast_bound, 1025);
+    /* zm_free's copy of mi_free's local path is on, and each free takes off
+     * exactly what mi_usable_size() said, whether the block goes onto its
+     * page's local free list (other blocks still in use) or to mi_free(). */
+    extern uintptr_t zm__mi_inline_floor;
+    assert_int_equal(zm__mi_inline_floor, 1);
+#ifndef ZM_SIZE_HEADER
+    for (size_t n = 8; n <= 1024; n += 8) {
+        enum { K = 16 };
+        void *b[K];
+        size_t base = zm_used_memory(), held = 0;
+        for (int i = 0; i < K; i++) {
+            b[i] = zm_malloc(n);
+            assert_non_null(b[i]);
+            held += mi_usable_size(b[i]);
+        }
+        assert_int_equal(zm_used_memory(), base + held);
+        for (int i = 0; i < K; i++) {
+            held -= mi_usable_size(b[i]);
+            zm_free(b[i]);
+            assert_int_equal(zm_used_memory(), base + held);
+        }
+    }
+#endif
 #ifndef ZM_SIZE_HEADER
     for (size_t n = 0; n <= 1100; n++) {
         size_t base = zm_used_memory(), usable = 0;

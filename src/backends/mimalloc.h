@@ -43,19 +43,44 @@ static inline size_t zm__be_usable(const void *p) {
     return mi_usable_size(p);
 }
 
-/* The page read, when it is on: a free asks zm__be_sizes_inline() first, and
- * a 0 from zm__be_usable_inline() (an aligned or huge block) sends that one
- * block to mi_usable_size() out of line, so the free's fast path calls
- * nothing before mi_free(). */
-#define ZM_BE_SIZES_CHECKED 1
-static inline int zm__be_sizes_inline(void) { return zm_likely(zm__mi_pages_ok); }
-/* Whether p is a block (not NULL) whose page may be read: one compare
- * against a floor that is 1 once the page reads are on, UINTPTR_MAX before. */
-extern ZM_HIDDEN uintptr_t zm__mi_inline_floor;
-static inline int zm__be_sizes_inline_at(const void *p) {
-    return zm_likely((uintptr_t)p >= zm__mi_inline_floor);
+/* A free that returns the size it freed (ZM_BE_FREE_COUNTED; the count
+ * follows the free). With the copy of mi_free's local path on
+ * (zm__mi_inline_floor 1: Debian 12's build, checked at load, see
+ * mimalloc.c), the page found for the size serves the free too: a block of
+ * this thread's segment whose page keeps other blocks in use goes onto the
+ * page's local free list as mi_free() puts it; the page's last block, or
+ * another thread's, goes to mi_free(). A page with flags (full, or holding
+ * aligned blocks), a huge block, and NULL (the floor makes that one compare)
+ * go out of line. */
+extern ZM_HIDDEN uintptr_t zm__mi_inline_floor; /* 1 once the local free is on, else UINTPTR_MAX */
+ZM_HIDDEN size_t zm__mi_free_other(void *p);     /* NULL too; returns the size freed */
+
+#define ZM_BE_FREE_COUNTED 1
+#define ZM_BE_FREE_TAKES_NULL 1
+static inline size_t zm__be_free_counted(void *p) {
+    uintptr_t u = (uintptr_t)p;
+    if (zm_unlikely(u < zm__mi_inline_floor)) return zm__mi_free_other(p);
+    uintptr_t seg = (u - 1) & ~(((uintptr_t)1 << 25) - 1);
+    unsigned char *entry = (unsigned char *)seg + 0x108 + ((u - seg) >> 16) * 80;
+    uint32_t back, used;
+    int32_t size;
+    memcpy(&back, entry + 4, sizeof back);
+    unsigned char *page = entry - back;
+    memcpy(&size, page + 0x1c, sizeof size);
+    memcpy(&used, page + 0x18, sizeof used);
+    uintptr_t owner;
+    memcpy(&owner, (const void *)(seg + 0x100), sizeof owner);
+    if (zm_unlikely(page[0x0e] != 0 || size <= 0)) return zm__mi_free_other(p);
+    if (zm_likely(used > 1 && owner == (uintptr_t)__builtin_thread_pointer())) {
+        memcpy(p, page + 0x20, sizeof(void *)); /* block->next = page->local_free */
+        memcpy(page + 0x20, &p, sizeof p);
+        used--;
+        memcpy(page + 0x18, &used, sizeof used);
+    } else {
+        mi_free(p); /* the page's last block in use (mimalloc retires the page), or another thread's */
+    }
+    return (size_t)size;
 }
-static inline size_t zm__be_usable_inline(const void *p) { return zm__mi_page_usable(p); }
 
 extern ZM_HIDDEN size_t zm__mi_bins_max; /* zm__mi_bin_size() is exact below this (0: never) */
 
