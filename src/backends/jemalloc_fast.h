@@ -71,8 +71,8 @@ typedef void **__attribute__((may_alias)) zm__jef_head;
  * class in *usable, and returns 1; or returns 0 where jemalloc's own fast
  * path would take its slow path, or where the thread's allocated bytes would
  * pass `threshold` (end <= threshold: fast). (A flag, not NULL: the compiler
- * cannot know that a popped block is never NULL.) The counter store is atomic (relaxed: a plain store on x86-64)
- * because readers in other threads load it. */
+ * cannot know that a popped block is never NULL.) The counter store is atomic
+ * (relaxed: a plain store on x86-64) because readers in other threads load it. */
 ZM_INLINE int zm__jef_malloc(size_t size, uint64_t threshold, void **out, size_t *usable) {
     if (zm_unlikely(size > ZM_JEF_MAX_REQUEST)) return 0;
     unsigned ind = zm__jep_sz_size2index_tab[(size + 7) >> 3];
@@ -103,13 +103,21 @@ ZM_INLINE int zm__jef_malloc(size_t size, uint64_t threshold, void **out, size_t
  * bin, or the thread's freed bytes reaching jemalloc's threshold, which is 0
  * while the TSD is not nominal and, by counter.c, while the thread has no
  * slot (so its frees reach zm__count_unslotted()). */
-ZM_INLINE int zm__jef_free(void *ptr) {
+/* ptr's element in jemalloc's rtree through the thread's lookup cache, in
+ * *bits; 0 when its leaf is not cached (only then is nothing read through the
+ * cached leaf pointer). */
+ZM_INLINE int zm__jef_leaf_bits(const void *ptr, uint64_t *bits) {
     uintptr_t a = (uintptr_t)ptr;
-    unsigned char *tsd = zm__jep_tsd_tls;
-    unsigned char *entry = tsd + ZM_JEF_RTREE_CACHE + ((a >> 26) & 0xf0);
+    unsigned char *entry = zm__jep_tsd_tls + ZM_JEF_RTREE_CACHE + ((a >> 26) & 0xf0);
     if (zm_unlikely(*(zm__jef_u64 *)entry != (a & ~(uintptr_t)0x3fffffff))) return 0;
-    uint64_t bits = (*(zm__jef_u64 *const *)(entry + 8))[(a >> 12) & 0x3ffff];
-    if (zm_unlikely(!(bits & 1))) return 0;
+    *bits = (*(zm__jef_u64 *const *)(entry + 8))[(a >> 12) & 0x3ffff];
+    return 1;
+}
+
+ZM_INLINE int zm__jef_free(void *ptr) {
+    unsigned char *tsd = zm__jep_tsd_tls;
+    uint64_t bits;
+    if (zm_unlikely(!zm__jef_leaf_bits(ptr, &bits) || !(bits & 1))) return 0;
     unsigned ind = (unsigned)(bits >> 48);
     uint64_t after = *(zm__jef_u64 *)(tsd + ZM_JEF_DEALLOCATED) + zm__jep_sz_index2size_tab[ind];
     if (zm_unlikely(after >= *(zm__jef_u64 *)(tsd + ZM_JEF_DEALLOC_EVENT))) return 0;

@@ -81,13 +81,11 @@ static int check_free(size_t size) {
             zm__jep_free(q);
             continue;
         }
-        uintptr_t a = (uintptr_t)p;
-        unsigned char *entry = zm__jep_tsd_tls + ZM_JEF_RTREE_CACHE + ((a >> 26) & 0xf0);
-        if (*(zm__jef_u64 *)entry != (a & ~(uintptr_t)0x3fffffff)) {
+        uint64_t bits;
+        if (!zm__jef_leaf_bits(p, &bits)) {
             zm__jep_free(p);
             return fail("leaf not in the lookup cache", size);
         }
-        uint64_t bits = (*(zm__jef_u64 *const *)(entry + 8))[(a >> 12) & 0x3ffff];
         size_t usize = zm__jep_sallocx(p, 0);
         unsigned ind = (unsigned)(bits >> 48);
         if (!(bits & 1) || ind != zm__jep_sz_size2index_tab[(size + 7) >> 3] ||

@@ -49,7 +49,7 @@ static size_t (*glibc_usable_size)(void *) = usable_unknown;
 
 #ifdef ZM_GLIBC_CHUNKS
 int zm__glibc_chunks_ok;
-#if defined(ZM_GLIBC_CHUNKS) && !defined(ZM_PRELOAD)
+#ifndef ZM_PRELOAD
 uintptr_t zm__glibc_inline_floor = UINTPTR_MAX;
 #endif
 

@@ -13,6 +13,7 @@ size_t zm__mi_bins_max;
 int zm__mi_pages_ok;
 uintptr_t zm__mi_inline_floor = UINTPTR_MAX;
 uint16_t zm__mi_table[ZM_MI_TABLE_MAX / 8 + 1];
+size_t zm__mi_table_bound;
 size_t zm__mi_fast_bound;
 intptr_t zm__mi_heap_tpoff;
 
@@ -23,7 +24,6 @@ static const unsigned char known_build_id[20] = {
     0xd0, 0x7f, 0x4e, 0x7d, 0xc9, 0xa0, 0x39, 0xfc, 0xbe, 0x77,
     0x47, 0xf4, 0x16, 0x47, 0x6b, 0xd6, 0x5c, 0xb4, 0x8e, 0x8b};
 #define KNOWN_HEAP_TPOFF_GOT 0x1bfc0
-size_t zm__mi_table_bound;
 
 /* The page read gives mi_usable_size()'s answer, or 0 (ask it). */
 static int page_read_agrees(const void *p) {
@@ -98,21 +98,20 @@ static void find_fast_malloc(void) {
     if (!zm__os_object_has_build_id((const void *)&mi_malloc, known_build_id, sizeof known_build_id,
                                     &base))
         return;
-    intptr_t off;
-    memcpy(&off, (const void *)(base + KNOWN_HEAP_TPOFF_GOT), sizeof off);
+    memcpy(&zm__mi_heap_tpoff, (const void *)(base + KNOWN_HEAP_TPOFF_GOT), sizeof zm__mi_heap_tpoff);
     mi_free(mi_malloc(8)); /* sets up this thread's heap */
-    unsigned char *heap;
-    memcpy(&heap, (unsigned char *)__builtin_thread_pointer() + off, sizeof heap);
-    if (heap != (unsigned char *)mi_heap_get_default()) return;
-    zm__mi_heap_tpoff = off;
+    unsigned char *heap = zm__mi_heap();
+    if (heap != (unsigned char *)mi_heap_get_default()) {
+        zm__mi_heap_tpoff = 0;
+        return;
+    }
     zm__mi_fast_bound = 1025; /* for the trial; kept only if every size agrees */
     static char tried[1024 / 8 + 1];
     int ok = 1;
     for (int round = 0; round < 4 && ok; round++) {
         for (size_t n = 0; n <= 1024 && ok; n++) {
             void *a = mi_malloc(n);
-            unsigned char *page;
-            memcpy(&page, heap + 8 + ((n + 7) >> 3) * 8, sizeof page);
+            unsigned char *page = zm__mi_direct_page(heap, n);
             void *expect;
             uint32_t used, used_after;
             memcpy(&expect, page + 0x10, sizeof expect);
@@ -154,11 +153,8 @@ static void find_local_free(void) {
     int ok = 1;
     for (size_t n = 8; n <= 1024 && ok; n += 8) {
         void *keep = mi_malloc(n), *p = mi_malloc(n); /* keep: the page has another block in use */
-        uintptr_t u = (uintptr_t)p, seg = (u - 1) & ~(((uintptr_t)1 << 25) - 1);
-        unsigned char *entry = (unsigned char *)seg + 0x108 + ((u - seg) >> 16) * 80;
-        uint32_t back, used, used_after;
-        memcpy(&back, entry + 4, sizeof back);
-        unsigned char *page = entry - back;
+        unsigned char *page = zm__mi_page_of(p);
+        uint32_t used, used_after;
         void *head, *head_after, *next;
         memcpy(&used, page + 0x18, sizeof used);
         memcpy(&head, page + 0x20, sizeof head);

@@ -23,13 +23,22 @@ extern ZM_HIDDEN int zm__mi_pages_ok; /* zm__mi_page_usable() agrees with mi_usa
  * "has aligned blocks", and +0x1c is the block size, huge when above
  * 2^31 - 1). 0 where mi_usable_size() must be asked: an aligned block's page,
  * a huge block. */
-static inline size_t zm__mi_page_usable(const void *p) {
-    uintptr_t u = (uintptr_t)p, seg = (u - 1) & ~(((uintptr_t)1 << 25) - 1);
-    const unsigned char *entry = (const unsigned char *)seg + 0x108 + ((u - seg) >> 16) * 80;
+/* The segment holding p, and the page: p's slice entry, less its distance
+ * back to the page's first entry. */
+static inline uintptr_t zm__mi_segment_of(const void *p) {
+    return ((uintptr_t)p - 1) & ~(((uintptr_t)1 << 25) - 1);
+}
+static inline unsigned char *zm__mi_page_of(const void *p) {
+    uintptr_t seg = zm__mi_segment_of(p);
+    unsigned char *entry = (unsigned char *)seg + 0x108 + (((uintptr_t)p - seg) >> 16) * 80;
     uint32_t back;
-    int32_t size; /* negative: above 2^31 - 1, a huge block */
     memcpy(&back, entry + 4, sizeof back);
-    const unsigned char *page = entry - back;
+    return entry - back;
+}
+
+static inline size_t zm__mi_page_usable(const void *p) {
+    const unsigned char *page = zm__mi_page_of(p);
+    int32_t size; /* negative: above 2^31 - 1, a huge block */
     if (page[0x0e] & 2) return 0;
     memcpy(&size, page + 0x1c, sizeof size);
     return size > 0 ? (size_t)size : 0;
@@ -58,18 +67,14 @@ ZM_HIDDEN size_t zm__mi_free_other(void *p);     /* NULL too; returns the size f
 #define ZM_BE_FREE_COUNTED 1
 #define ZM_BE_FREE_TAKES_NULL 1
 static inline size_t zm__be_free_counted(void *p) {
-    uintptr_t u = (uintptr_t)p;
-    if (zm_unlikely(u < zm__mi_inline_floor)) return zm__mi_free_other(p);
-    uintptr_t seg = (u - 1) & ~(((uintptr_t)1 << 25) - 1);
-    unsigned char *entry = (unsigned char *)seg + 0x108 + ((u - seg) >> 16) * 80;
-    uint32_t back, used;
+    if (zm_unlikely((uintptr_t)p < zm__mi_inline_floor)) return zm__mi_free_other(p);
+    unsigned char *page = zm__mi_page_of(p);
+    uint32_t used;
     int32_t size;
-    memcpy(&back, entry + 4, sizeof back);
-    unsigned char *page = entry - back;
     memcpy(&size, page + 0x1c, sizeof size);
     memcpy(&used, page + 0x18, sizeof used);
-    uintptr_t owner;
-    memcpy(&owner, (const void *)(seg + 0x100), sizeof owner);
+    uintptr_t owner; /* the thread that owns the segment */
+    memcpy(&owner, (const void *)(zm__mi_segment_of(p) + 0x100), sizeof owner);
     if (zm_unlikely(page[0x0e] != 0 || size <= 0)) return zm__mi_free_other(p);
     if (zm_likely(used > 1 && owner == (uintptr_t)__builtin_thread_pointer())) {
         memcpy(p, page + 0x20, sizeof(void *)); /* block->next = page->local_free */
@@ -134,11 +139,18 @@ typedef void *__attribute__((may_alias)) zm__mi_word;
 
 #define ZM_BE_FAST_MALLOC 1
 #define zm__be_fast_malloc zm__mi_fast_malloc
+/* The calling thread's default heap, and its page for requests of `size`
+ * (pages_free_direct, by word count). */
+static inline unsigned char *zm__mi_heap(void) {
+    return *(unsigned char *const *)((unsigned char *)__builtin_thread_pointer() + zm__mi_heap_tpoff);
+}
+static inline unsigned char *zm__mi_direct_page(const unsigned char *heap, size_t size) {
+    return *(unsigned char *const *)(heap + 8 + ((size + 7) >> 3) * 8);
+}
+
 static inline int zm__mi_fast_malloc(size_t size, void **out, size_t *usable) {
     if (zm_unlikely(size >= zm__mi_fast_bound)) return 0;
-    unsigned char *heap =
-        *(unsigned char *const *)((unsigned char *)__builtin_thread_pointer() + zm__mi_heap_tpoff);
-    unsigned char *page = *(unsigned char *const *)(heap + 8 + ((size + 7) >> 3) * 8);
+    unsigned char *page = zm__mi_direct_page(zm__mi_heap(), size);
     zm__mi_word *block = *(zm__mi_word **)(page + 0x10);
     if (zm_unlikely(block == NULL)) return 0;
     *(zm__mi_word *)(page + 0x10) = *block;

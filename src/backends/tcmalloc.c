@@ -40,8 +40,7 @@ static void find_class_cache(void) {
         void *p = tc_malloc(n);
         tc_free(p);
         p = tc_malloc(n);
-        uintptr_t page = (uintptr_t)p >> 13;
-        uint64_t cl = zm__tc_class_cache[page & 0xffff] ^ (page & ~(uintptr_t)0xffff);
+        uint64_t cl = zm__tc_cached_class(p);
         size_t size = tc_malloc_size(p);
         tc_free(p);
         if (cl >= ZM_TC_CLASSES) continue; /* not cached (a large block): stays asked */

@@ -53,9 +53,15 @@ extern ZM_HIDDEN uintptr_t zm__tc_inline_floor; /* 1 once the read is on, else U
 #define ZM_TC_CLASSES 128
 extern ZM_HIDDEN uint32_t zm__tc_class_size[ZM_TC_CLASSES];
 
-static inline size_t zm__tc_cached_usable(const void *p) {
+/* p's size class from the cache (8 KiB pages, 2^16 entries keyed by the
+ * page's high bits): below ZM_TC_CLASSES on a hit. */
+static inline uint64_t zm__tc_cached_class(const void *p) {
     uintptr_t page = (uintptr_t)p >> 13;
-    uint64_t cl = zm__tc_class_cache[page & 0xffff] ^ (page & ~(uintptr_t)0xffff);
+    return zm__tc_class_cache[page & 0xffff] ^ (page & ~(uintptr_t)0xffff);
+}
+
+static inline size_t zm__tc_cached_usable(const void *p) {
+    uint64_t cl = zm__tc_cached_class(p);
     return zm_likely(cl < ZM_TC_CLASSES) ? zm__tc_class_size[cl] : 0;
 }
 
