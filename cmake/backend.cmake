@@ -30,6 +30,7 @@ endfunction()
 
 if(ZMALLOC_BACKEND STREQUAL "libc")
   set(ZM_LIB_STRING "libc")
+  set(ZM_BACKEND_SOURCES_EXTRA src/backends/glibc_tcache.c)
 elseif(ZMALLOC_BACKEND STREQUAL "jemalloc")
   zm_find_backend(jemalloc/jemalloc.h jemalloc libjemalloc-dev)
   zm_header_define(${ZM_HEADER_PATH} JEMALLOC_VERSION_MAJOR major)

@@ -208,15 +208,30 @@ ZM_INLINE void free_impl(void *ptr, size_t acct) {
 /* Where the backend learns a block's size from the free itself, the block
  * stays counted until the free returns; elsewhere the size is looked up and
  * counted first, so that the caller can end in a jump to the backend. */
-#ifdef ZM_BLK_SIZES_CHECKED
+#if defined(ZM_BLK_SIZES_CHECKED) && !defined(ZM_BLK_FREE_COUNTED)
 /* NULL, or a block whose size the inline read cannot give. */
 __attribute__((noinline, cold)) static void free_asking(void *ptr) {
     if (ptr) free_impl(ptr, zm__blk_acct(ptr));
 }
 #endif
 
+#ifdef ZM_BLK_FREE_FAST
+/* What the inline free declined (NULL too), counted after the free. */
+__attribute__((noinline, cold)) static void free_declined(void *ptr) {
+    zm__count(-(int64_t)zm__blk_free_counted(ptr));
+}
+#endif
+
 ZM_INLINE void free_any_impl(void *ptr) {
-#if defined(ZM_BLK_FREE_COUNTED)
+#if defined(ZM_BLK_FREE_FAST)
+    /* Declined: out of line, a tail call, so the fast path needs no frame. */
+    size_t n = zm__blk_free_fast(ptr);
+    if (zm_unlikely(n == 0)) {
+        free_declined(ptr);
+        return;
+    }
+    zm__count(-(int64_t)n);
+#elif defined(ZM_BLK_FREE_COUNTED)
     zm__count(-(int64_t)zm__blk_free_counted(ptr));
 #elif defined(ZM_BLK_SIZES_CHECKED)
     /* One compare covers NULL and "reads off"; the inline read may also

@@ -15,6 +15,15 @@
  *                                                        more cheaply than by looking it
  *                                                        up first defines
  *                                                        ZM_BE_FREE_COUNTED
+ *   size_t zm__be_free_fast(void *p);                    the part of it that calls
+ *                                                        nothing: the size, or 0
+ *                                                        (declined: NULL, or a block
+ *                                                        for zm__be_free_counted);
+ *                                                        ZM_BE_FREE_FAST if it has one
+ *   int    zm__be_fast_malloc(size_t size, void **out, size_t *usable);  a malloc
+ *                                                        that calls nothing: 1, or 0
+ *                                                        (nothing done);
+ *                                                        ZM_BE_FAST_MALLOC if it has one
  *   void  *zm__be_malloc_no_tcache(size_t size, size_t *usable);  bypassing the
  *   void   zm__be_free_no_tcache(void *p, size_t size);           thread cache, for
  *                                                        defragmentation; a backend

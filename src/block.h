@@ -14,6 +14,9 @@
  *   size_t zm__blk_free_counted(void *p);                          frees, returns acct;
  *                                        ZM_BLK_FREE_COUNTED when that is cheaper
  *                                        than zm__blk_acct() then zm__blk_free()
+ *   size_t zm__blk_free_fast(void *p);                             the inline part of it,
+ *                                        calling nothing: acct, or 0 (declined, nothing
+ *                                        done); ZM_BLK_FREE_FAST where there is one
  *   void   zm__blk_free_no_tcache(void *p, size_t acct);
  * The allocating calls consult the failure injector (fault.h) first. */
 #ifndef ZM_BLOCK_H

@@ -49,6 +49,12 @@ static inline int zm__blk_fast_malloc(size_t size, void **out, size_t *usable) {
 #ifdef ZM_BE_FREE_COUNTED
 #define ZM_BLK_FREE_COUNTED 1 /* the free itself tells the size: use it */
 #endif
+#ifdef ZM_BE_FREE_FAST
+/* An inline free that calls nothing: the size it freed, or 0 (nothing done;
+ * NULL among them), the block then going to zm__blk_free_counted(). */
+#define ZM_BLK_FREE_FAST 1
+static inline size_t zm__blk_free_fast(void *p) { return zm__be_free_fast(p); }
+#endif
 #ifdef ZM_BE_FREE_TAKES_NULL
 #define ZM_BLK_FREE_TAKES_NULL 1 /* zm__blk_free_counted(NULL) frees nothing and returns 0 */
 #endif

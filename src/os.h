@@ -44,6 +44,14 @@ ZM_HIDDEN int zm__os_valgrind_replaces_malloc(void);
  * 0 otherwise (no such note, another ID, no object found). */
 ZM_HIDDEN int zm__os_object_has_build_id(const void *symbol, const unsigned char *id, size_t len,
                                          uintptr_t *base);
+/* The calling thread's TLS block of the shared object that holds `symbol`
+ * (its PT_TLS segment, as dl_iterate_phdr gives it), and its size. 0 if the
+ * object has none or none is set up for this thread. */
+ZM_HIDDEN int zm__os_object_tls(const void *symbol, void **block, size_t *size);
+/* Copies len bytes (at most a pipe's capacity) from addr to buf through the
+ * kernel, which refuses an unreadable address where a load would fault.
+ * Load-time probes only: it opens a pipe. 1, or 0 (unreadable, no pipe). */
+ZM_HIDDEN int zm__os_read_checked(const void *addr, void *buf, size_t len);
 /* madvise(MADV_DONTNEED) the whole pages inside [p, p + size). */
 ZM_HIDDEN void zm__os_dontneed(void *p, size_t size);
 

@@ -729,3 +729,46 @@ int zm__os_object_has_build_id(const void *symbol, const unsigned char *id, size
     if (s.match) *base = (uintptr_t)info.dli_fbase;
     return s.match;
 }
+
+struct tls_search {
+    uintptr_t base;
+    void *block;
+    size_t size;
+};
+
+static int find_tls(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size;
+    struct tls_search *s = arg;
+    if (info->dlpi_addr != s->base) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        if (info->dlpi_phdr[i].p_type != PT_TLS) continue;
+        s->block = info->dlpi_tls_data;
+        s->size = info->dlpi_phdr[i].p_memsz;
+    }
+    return 1;
+}
+
+int zm__os_object_tls(const void *symbol, void **block, size_t *size) {
+    Dl_info info;
+    if (!dladdr(symbol, &info) || !info.dli_fbase) return 0;
+    struct tls_search s = {(uintptr_t)info.dli_fbase, NULL, 0};
+    dl_iterate_phdr(find_tls, &s);
+    if (!s.block || s.size == 0) return 0;
+    *block = s.block;
+    *size = s.size;
+    return 1;
+}
+
+int zm__os_read_checked(const void *addr, void *buf, size_t len) {
+    int fd[2];
+    int saved = errno;
+    if (pipe2(fd, O_CLOEXEC) != 0) {
+        errno = saved;
+        return 0;
+    }
+    int ok = write(fd[1], addr, len) == (ssize_t)len && read(fd[0], buf, len) == (ssize_t)len;
+    close(fd[0]);
+    close(fd[1]);
+    errno = saved;
+    return ok;
+}

@@ -52,6 +52,62 @@ static void test_lib_name(void **state) {
 #endif
 }
 
+#if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE)
+#include <signal.h>
+#include <sys/wait.h>
+
+/* The tcache copies behave as glibc's own paths, judged by glibc: after
+ * glibc frees a block, zm_malloc of that size hands out that very block
+ * (glibc's thread cache is last in, first out); after zm_free pushes two
+ * blocks, glibc's malloc pops both, in that order, which it can only do if
+ * the copy wrote the list link glibc's way. Every count is
+ * malloc_usable_size()'s. A double free still stops the program in glibc's
+ * check. */
+static void glibc_tcache_agrees(void) {
+    for (size_t n = 0; n <= 1100; n++) {
+        free(malloc(n)); /* the bin now holds a block: the next malloc pops, leaving room */
+        void *g = malloc(n);
+        free(g);
+        size_t base = zm_used_memory();
+        void *p1 = zm_malloc(n);
+        assert_ptr_equal(p1, g);
+        void *p2 = zm_malloc(n);
+        assert_non_null(p2);
+        assert_int_equal(zm_used_memory(), base + malloc_usable_size(p1) + malloc_usable_size(p2));
+        zm_free(p2);
+        zm_free(p1);
+        assert_int_equal(zm_used_memory(), base);
+        void *q1 = malloc(n), *q2 = malloc(n);
+        assert_ptr_equal(q1, p1);
+        assert_ptr_equal(q2, p2);
+        free(q2);
+        free(q1);
+    }
+    /* Past glibc's bin limit (7), frees go to glibc: still counted exactly. */
+    enum { K = 40 };
+    void *b[K];
+    size_t base = zm_used_memory(), held = 0;
+    for (int i = 0; i < K; i++) held += malloc_usable_size(b[i] = zm_malloc(200));
+    assert_int_equal(zm_used_memory(), base + held);
+    for (int i = 0; i < K; i++) zm_free(b[i]);
+    assert_int_equal(zm_used_memory(), base);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(10);
+        void *p = zm_malloc(64);
+        zm_free(p);
+        zm_free(p); /* glibc's tcache check aborts: "double free detected" */
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+#endif
+
 /* The fast paths that the load-time checks switch on are on wherever the
  * allocator really is the one they were written for: a silent fallback would
  * keep every test green and double the cost. */
@@ -60,6 +116,17 @@ static void test_fast_paths_enabled(void **state) {
 #if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_CHUNKS)
     extern int zm__glibc_chunks_ok;
     assert_int_equal(zm__glibc_chunks_ok, !libc_replaced());
+#if defined(ZM_GLIBC_TCACHE)
+    /* zm_malloc's and zm_free's copies of glibc's tcache paths are on
+     * wherever glibc's own malloc is (glibc_tcache.h). */
+    extern uintptr_t zm__glibc_inline_floor;
+    assert_int_equal(zm__gtc.bound, libc_replaced() ? 0 : 1033);
+    assert_int_equal(zm__glibc_inline_floor, libc_replaced() ? UINTPTR_MAX : 1);
+    if (!libc_replaced() && !getenv("GLIBC_TUNABLES")) assert_int_equal(zm__gtc.count, 7);
+#ifndef ZM_SIZE_HEADER
+    if (!libc_replaced()) glibc_tcache_agrees();
+#endif
+#endif
 #elif defined(ZM_TEST_BACKEND_jemalloc) && defined(ZM_JE_PRIVATE) && !defined(ZM_SIZE_HEADER)
     extern int zm__je_classes_ok;
     assert_int_equal(zm__je_classes_ok, 1);

@@ -49,7 +49,7 @@ static size_t (*glibc_usable_size)(void *) = usable_unknown;
 
 #ifdef ZM_GLIBC_CHUNKS
 int zm__glibc_chunks_ok;
-#ifndef ZM_PRELOAD
+#if !defined(ZM_PRELOAD) || defined(ZM_GLIBC_TCACHE)
 uintptr_t zm__glibc_inline_floor = UINTPTR_MAX;
 #endif
 
@@ -79,7 +79,9 @@ __attribute__((constructor)) static void probe_malloc(void) {
     malloc_is_glibcs = find_glibc_malloc();
 #ifdef ZM_GLIBC_CHUNKS
     zm__glibc_chunks_ok = malloc_is_glibcs && chunk_reads_agree();
-#ifndef ZM_PRELOAD
+#ifdef ZM_GLIBC_TCACHE
+    if (!zm__os_valgrind_replaces_malloc()) zm__gtc_setup(); /* sets the floor: the free copy */
+#elif !defined(ZM_PRELOAD)
     if (zm__glibc_chunks_ok) zm__glibc_inline_floor = 1;
 #endif
 #ifdef ZM_PRELOAD

@@ -76,6 +76,49 @@ static inline void *zm__be_done(void *p, size_t *usable) {
     return p;
 }
 
+#include "backends/glibc_tcache.h"
+
+#ifdef ZM_GLIBC_TCACHE
+/* The copies of glibc's tcache paths (glibc_tcache.h), switched on at load
+ * by zm__gtc_setup() (called from libc.c's load-time probe). */
+ZM_HIDDEN void zm__gtc_setup(void);
+
+#define ZM_BE_FAST_MALLOC 1
+#define zm__be_fast_malloc zm__gtc_malloc
+
+/* A free that returns the size it freed (the count follows the free): the
+ * copy, or 0 where it declines (one compare covers NULL and "copy off": the
+ * floor is 1 once it is on, else UINTPTR_MAX); then glibc's free, out of
+ * line. */
+extern ZM_HIDDEN uintptr_t zm__glibc_inline_floor;
+ZM_HIDDEN size_t zm__glibc_free_other(void *p); /* NULL too; returns the size freed */
+#define ZM_BE_FREE_FAST 1
+static inline size_t zm__be_free_fast(void *p) {
+    if (zm_unlikely((uintptr_t)p < zm__glibc_inline_floor)) return 0;
+    return zm__gtc_free(p);
+}
+#define ZM_BE_FREE_COUNTED 1
+#define ZM_BE_FREE_TAKES_NULL 1
+static inline size_t zm__be_free_counted(void *p) {
+    size_t n = zm__be_free_fast(p);
+    return zm_likely(n != 0) ? n : zm__glibc_free_other(p);
+}
+#endif
+
+/* The malloc copy, the usable size stored where asked: 1, or 0 (nothing
+ * done: no copy in this build, or it declined). */
+static inline int zm__libc_malloc_copy(size_t size, size_t *usable, void **out) {
+#ifdef ZM_GLIBC_TCACHE
+    size_t got;
+    if (zm_unlikely(!zm__gtc_malloc(size, out, &got))) return 0;
+    if (usable) *usable = got;
+    return 1;
+#else
+    (void)size, (void)usable, (void)out;
+    return 0;
+#endif
+}
+
 #if defined(ZM_GLIBC_CHUNKS) && !defined(ZM_PRELOAD)
 /* The chunk reads, when they are on: the caller has asked
  * zm__be_sizes_inline() first (it is set once, at load time), so that no
@@ -99,6 +142,8 @@ __attribute__((noinline, cold)) static void *zm__libc_malloc_asking(size_t size,
 }
 
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
+    void *q;
+    if (zm_likely(zm__libc_malloc_copy(size, usable, &q))) return q;
     if (usable && !zm__be_sizes_inline()) return zm__libc_malloc_asking(size, usable);
     void *p = malloc(size);
     if (usable && zm_likely(p != NULL)) *usable = zm__be_usable_inline(p);
@@ -106,6 +151,8 @@ static inline void *zm__be_malloc(size_t size, size_t *usable) {
 }
 #else
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
+    void *q;
+    if (zm_likely(zm__libc_malloc_copy(size, usable, &q))) return q;
     return zm__be_done(ZM_LIBC(malloc)(size), usable);
 }
 #endif

@@ -1,0 +1,95 @@
+/* A copy of glibc's thread-cache fast paths (malloc's tcache_get, free's
+ * tcache_put), for the libc backend on x86-64. glibc's own malloc+free pair
+ * is about 140 instructions, most of them hardening and set-up around a
+ * pop from and a push onto a per-thread list; zmalloc needs the size at both
+ * ends anyway, so it does the pop and the push itself.
+ *
+ * Nothing here is read off one build: glibc_tcache.c finds the thread's
+ * `tcache` pointer in libc's TLS block, reads tcache_key and the bin limit
+ * off real blocks, and turns the copies on only if, for every request size
+ * they take, they pop and push exactly the blocks glibc pops and pushes and
+ * glibc then pops the blocks they pushed. Under a sanitizer, valgrind's
+ * memcheck or another malloc in front of glibc's, they stay off.
+ *
+ * The layout is glibc 2.34's onwards (tcache_perthread_struct: 64 16-bit
+ * counts, then 64 list heads; an entry's `next` word safe-linked, its `key`
+ * word tcache_key while it sits in a list). What glibc checks on this path
+ * and aborts on (a misaligned entry, a double free), the copies leave to
+ * glibc's own call. */
+#ifndef ZM_BACKEND_GLIBC_TCACHE_H
+#define ZM_BACKEND_GLIBC_TCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#if defined(ZM_GLIBC_CHUNKS) && defined(__x86_64__)
+#define ZM_GLIBC_TCACHE 1
+
+typedef uintptr_t __attribute__((may_alias)) zm__gtc_word;
+
+typedef struct zm__gtc_bins {
+    uint16_t counts[64];
+    zm__gtc_word *entries[64];
+} __attribute__((may_alias)) zm__gtc_bins;
+
+/* What the copies need, in one cache line. bound and bins are 0 (every
+ * request and every free declined) until glibc_tcache.c has checked them. */
+typedef struct zm__gtc_params {
+    size_t bound;   /* requests below it take the malloc copy */
+    size_t bins;    /* chunks of a bin below it may take the free copy */
+    uintptr_t key;  /* glibc's tcache_key */
+    size_t count;   /* glibc's mp_.tcache_count, or less */
+    intptr_t tpoff; /* glibc's `tcache` TLS word, from the thread pointer */
+} zm__gtc_params;
+extern ZM_HIDDEN zm__gtc_params zm__gtc;
+
+static inline zm__gtc_bins *zm__gtc_self(void) {
+    return *(zm__gtc_bins *const *)((char *)__builtin_thread_pointer() + zm__gtc.tpoff);
+}
+
+/* glibc's bin for a request: chunk size (request + 8, at least 32, in steps
+ * of 16) / 16 - 2. */
+static inline size_t zm__gtc_bin_of(size_t size) { return ((size > 9 ? size : 9) - 9) >> 4; }
+
+/* tcache_get: 1 with the block and its usable size (the chunk less its size
+ * word), or 0 (nothing done): an empty bin, no tcache yet, a misaligned head
+ * (glibc aborts on it), a request the copy does not take. */
+static inline int zm__gtc_malloc(size_t size, void **out, size_t *usable) {
+    if (zm_unlikely(size >= zm__gtc.bound)) return 0;
+    size_t bin = zm__gtc_bin_of(size);
+    zm__gtc_bins *tc = zm__gtc_self();
+    if (zm_unlikely(tc == NULL || tc->counts[bin] == 0)) return 0;
+    zm__gtc_word *e = tc->entries[bin];
+    if (zm_unlikely((uintptr_t)e & 15)) return 0;
+    tc->entries[bin] = (zm__gtc_word *)(((uintptr_t)e >> 12) ^ e[0]); /* safe-linking */
+    tc->counts[bin]--;
+    e[1] = 0;
+    *out = (void *)e;
+    *usable = (bin << 4) + 24;
+    return 1;
+}
+
+/* tcache_put: the usable size of the block it took, or 0 (nothing done): an
+ * mmapped chunk (its flag makes the size odd), a misaligned block or size, a
+ * chunk too large for the cache, no tcache, a full bin, or a key word equal
+ * to tcache_key (glibc's free then checks for a double free). p != NULL. */
+static inline size_t zm__gtc_free(void *p) {
+    zm__gtc_word *e = p;
+    __asm__("" : "+r"(e)); /* the size word is glibc's, outside the block */
+    size_t word = e[-1] & ~(size_t)5;
+    size_t bin = (word - 17) >> 4;
+    if (zm_unlikely(((word | (uintptr_t)p) & 15) != 0 || bin >= zm__gtc.bins)) return 0;
+    if (word < 32) __builtin_unreachable(); /* bin < 64 implies it: the result is not 0 */
+    zm__gtc_bins *tc = zm__gtc_self();
+    if (zm_unlikely(tc == NULL || e[1] == zm__gtc.key || tc->counts[bin] >= zm__gtc.count)) return 0;
+    e[1] = zm__gtc.key;
+    e[0] = ((uintptr_t)e >> 12) ^ (uintptr_t)tc->entries[bin];
+    tc->entries[bin] = e;
+    tc->counts[bin]++;
+    return word - 8;
+}
+#endif
+
+#endif
