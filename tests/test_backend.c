@@ -52,7 +52,7 @@ static void test_lib_name(void **state) {
 #endif
 }
 
-#if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE)
+#if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE) && !defined(ZM_SIZE_HEADER)
 #include <signal.h>
 #include <sys/wait.h>
 
