@@ -108,6 +108,61 @@ static void glibc_tcache_agrees(void) {
 }
 #endif
 
+/* glibc's tunables change its thread cache: with glibc.malloc.tcache_max=100
+ * it caches requests up to 104 bytes (bins 0-5), with tcache_count=3 three
+ * blocks a bin. The copies follow (found at load, not assumed), and every
+ * size is still counted as malloc_usable_size() says. Checked in a child
+ * run with those tunables: glibc reads them at start-up only. */
+static void test_glibc_tunables(void **state) {
+    (void)state;
+#if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE) && !defined(ZM_SIZE_HEADER)
+    if (libc_replaced()) skip(); /* no glibc malloc to follow */
+    static const char tunables[] = "glibc.malloc.tcache_max=100:glibc.malloc.tcache_count=3";
+    const char *mine = getenv("GLIBC_TUNABLES");
+    if (!mine || strcmp(mine, tunables) != 0) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            setenv("GLIBC_TUNABLES", tunables, 1);
+            execl("/proc/self/exe", "test_backend", "test_glibc_tunables", (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        return;
+    }
+    assert_int_equal(zm__gtc.bins, 6);
+    assert_int_equal(zm__gtc.bound, 105);
+    assert_int_equal(zm__gtc.count, 3);
+    for (size_t n = 0; n <= 1100; n++) {
+        size_t base = zm_used_memory();
+        void *a = zm_malloc(n), *b = zm_malloc(n);
+        assert_int_equal(zm_used_memory(), base + malloc_usable_size(a) + malloc_usable_size(b));
+        zm_free(b);
+        zm_free(a);
+        assert_int_equal(zm_used_memory(), base);
+        if (n > 104) continue;
+        free(malloc(n));
+        void *g = malloc(n);
+        free(g);
+        void *p = zm_malloc(n);
+        assert_ptr_equal(p, g);
+        zm_free(p);
+    }
+    enum { K = 10 };
+    void *b[K];
+    size_t base = zm_used_memory(), held = 0;
+    for (int i = 0; i < K; i++) held += malloc_usable_size(b[i] = zm_malloc(40));
+    assert_int_equal(zm_used_memory(), base + held);
+    for (int i = 0; i < K; i++) zm_free(b[i]);
+    assert_int_equal(zm_used_memory(), base);
+#else
+    skip(); /* the libc backend's tcache copies are not in this build */
+#endif
+}
+
 /* The fast paths that the load-time checks switch on are on wherever the
  * allocator really is the one they were written for: a silent fallback would
  * keep every test green and double the cost. */
@@ -388,6 +443,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lib_name),
         cmocka_unit_test(test_fast_paths_enabled),
+        cmocka_unit_test(test_glibc_tunables),
         cmocka_unit_test(test_sizes_match_allocator),
         cmocka_unit_test(test_figures_follow_data),
         cmocka_unit_test(test_frag_smallbins),

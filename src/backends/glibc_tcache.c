@@ -111,7 +111,7 @@ static int try_size(size_t n, int first) {
  * the count a bin stops at as blocks are freed into it, or the number freed
  * if it has not stopped by then (the copy then leaves the rest to glibc). */
 static size_t count_limit(void) {
-    enum { N = 64, SIZE = 200 };
+    enum { N = 64, SIZE = 24 };
     void *b[N];
     size_t bin = zm__gtc_bin_of(SIZE), most = 0;
     int n = 0;
@@ -124,6 +124,9 @@ static size_t count_limit(void) {
     return most;
 }
 
+/* Turns the copies on for the bins glibc caches (64, unless the
+ * glibc.malloc.tcache_max tunable lowered it: a bin glibc never fills fails
+ * the trial before the copies touch it, and the copies stop below it). */
 void zm__gtc_setup(void) {
     if (!zm__glibc_chunks_ok) return;
     /* On for the trial: everything the copies read is set before it is used.
@@ -132,16 +135,16 @@ void zm__gtc_setup(void) {
     zm__gtc.bound = LARGEST_REQUEST + 1;
     zm__gtc.bins = 64;
     zm__gtc.count = UINT16_MAX;
-    int ok = 1;
-    for (size_t n = 0; n <= LARGEST_REQUEST && ok; n++) ok = try_size(n, n == 0);
-    if (ok) {
-        zm__gtc.count = count_limit();
-        ok = zm__gtc.count >= 2;
-    }
-    if (!ok) {
+    size_t n = 0;
+    while (n <= LARGEST_REQUEST && try_size(n, n == 0)) n++;
+    size_t bins = n > LARGEST_REQUEST ? 64 : zm__gtc_bin_of(n); /* the bins wholly tried */
+    if (bins > 0) zm__gtc.count = count_limit();
+    if (bins == 0 || zm__gtc.count < 2) {
         memset(&zm__gtc, 0, sizeof zm__gtc);
         return;
     }
+    zm__gtc.bins = bins;
+    zm__gtc.bound = 16 * bins + 9; /* the largest request of bin b is 16 b + 24 */
     zm__glibc_inline_floor = 1;
 }
 
