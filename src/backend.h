@@ -19,7 +19,9 @@
  *                                                        nothing: the size, or 0
  *                                                        (declined: NULL, or a block
  *                                                        for zm__be_free_counted);
- *                                                        ZM_BE_FREE_FAST if it has one
+ *                                                        ZM_BE_FREE_FAST if it has one,
+ *                                                        with zm__be_free_other(p) for
+ *                                                        the rest (below)
  *   int    zm__be_fast_malloc(size_t size, void **out, size_t *usable);  a malloc
  *                                                        that calls nothing: 1, or 0
  *                                                        (nothing done);
@@ -49,6 +51,18 @@
 #include "internal.h"
 
 #include ZM_BACKEND_HEADER
+
+#ifdef ZM_BE_FREE_FAST
+/* A backend with an inline free (zm__be_free_fast) names what frees the
+ * blocks it declines, NULL included, zm__be_free_other(p): it returns the
+ * size freed too. */
+#define ZM_BE_FREE_COUNTED 1
+#define ZM_BE_FREE_TAKES_NULL 1
+static inline size_t zm__be_free_counted(void *p) {
+    size_t n = zm__be_free_fast(p);
+    return zm_likely(n != 0) ? n : zm__be_free_other(p);
+}
+#endif
 
 #ifndef ZM_BE_FREE_COUNTED
 static inline size_t zm__be_free_counted(void *p) {

@@ -52,46 +52,62 @@ static void test_lib_name(void **state) {
 #endif
 }
 
-#if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE) && !defined(ZM_SIZE_HEADER)
+#if (defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE) ||                              \
+     defined(ZM_TEST_BACKEND_tcmalloc) && defined(ZM_TC_FAST)) &&                              \
+    !defined(ZM_SIZE_HEADER)
 #include <signal.h>
 #include <sys/wait.h>
 
-/* The tcache copies behave as glibc's own paths, judged by glibc: after
- * glibc frees a block, zm_malloc of that size hands out that very block
- * (glibc's thread cache is last in, first out); after zm_free pushes two
- * blocks, glibc's malloc pops both, in that order, which it can only do if
- * the copy wrote the list link glibc's way. Every count is
- * malloc_usable_size()'s. A double free still stops the program in glibc's
- * check. */
-static void glibc_tcache_agrees(void) {
-    for (size_t n = 0; n <= 1100; n++) {
-        free(malloc(n)); /* the bin now holds a block: the next malloc pops, leaving room */
-        void *g = malloc(n);
-        free(g);
+#ifdef ZM_TEST_BACKEND_tcmalloc
+#define OWN_MALLOC tc_malloc
+#define OWN_FREE tc_free
+#else
+#define OWN_MALLOC malloc
+#define OWN_FREE free
+#endif
+
+/* The copies of the allocator's thread-cache paths (glibc's tcache,
+ * tcmalloc's free lists) behave as the allocator's own, judged by the
+ * allocator: after it frees a block, zm_malloc of that size hands out that
+ * very block (both caches are last in, first out); after zm_free pushes two
+ * blocks, its malloc pops both, in that order, which it can only do if the
+ * copy wrote the list link its way. Every count is the allocator's own
+ * size. Past a list's limit, and for sizes the copies leave alone, the
+ * counts stay exact. */
+static void copies_agree(size_t largest) {
+    for (size_t n = 0; n <= largest; n += n < 1100 ? 1 : 4093) {
+        OWN_FREE(OWN_MALLOC(n)); /* the list now holds a block: the next malloc pops it */
+        void *g = OWN_MALLOC(n);
+        uintptr_t freed = (uintptr_t)g;
+        OWN_FREE(g);
         size_t base = zm_used_memory();
         void *p1 = zm_malloc(n);
-        assert_ptr_equal(p1, g);
+        assert_int_equal((uintptr_t)p1, freed);
         void *p2 = zm_malloc(n);
         assert_non_null(p2);
-        assert_int_equal(zm_used_memory(), base + malloc_usable_size(p1) + malloc_usable_size(p2));
+        assert_int_equal(zm_used_memory(), base + OWN_SIZE(p1) + OWN_SIZE(p2));
         zm_free(p2);
         zm_free(p1);
         assert_int_equal(zm_used_memory(), base);
-        void *q1 = malloc(n), *q2 = malloc(n);
+        void *q1 = OWN_MALLOC(n), *q2 = OWN_MALLOC(n);
         assert_ptr_equal(q1, p1);
         assert_ptr_equal(q2, p2);
-        free(q2);
-        free(q1);
+        OWN_FREE(q2);
+        OWN_FREE(q1);
     }
-    /* Past glibc's bin limit (7), frees go to glibc: still counted exactly. */
-    enum { K = 40 };
-    void *b[K];
+    enum { K = 2000 };
+    static void *b[K];
     size_t base = zm_used_memory(), held = 0;
-    for (int i = 0; i < K; i++) held += malloc_usable_size(b[i] = zm_malloc(200));
+    for (int i = 0; i < K; i++) held += OWN_SIZE(b[i] = zm_malloc(200));
     assert_int_equal(zm_used_memory(), base + held);
     for (int i = 0; i < K; i++) zm_free(b[i]);
     assert_int_equal(zm_used_memory(), base);
+}
+#endif
 
+#if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE) && !defined(ZM_SIZE_HEADER)
+/* A double free still stops the program in glibc's own check. */
+static void glibc_double_free_caught(void) {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -179,7 +195,10 @@ static void test_fast_paths_enabled(void **state) {
     assert_int_equal(zm__glibc_inline_floor, libc_replaced() ? UINTPTR_MAX : 1);
     if (!libc_replaced() && !getenv("GLIBC_TUNABLES")) assert_int_equal(zm__gtc.count, 7);
 #ifndef ZM_SIZE_HEADER
-    if (!libc_replaced()) glibc_tcache_agrees();
+    if (!libc_replaced()) {
+        copies_agree(1100);
+        glibc_double_free_caught();
+    }
 #endif
 #endif
 #elif defined(ZM_TEST_BACKEND_jemalloc) && defined(ZM_JE_PRIVATE) && !defined(ZM_SIZE_HEADER)
@@ -230,6 +249,13 @@ static void test_fast_paths_enabled(void **state) {
      * tc_malloc_size() says the block holds. */
     extern uintptr_t zm__tc_inline_floor;
     assert_int_equal(zm__tc_inline_floor, 1);
+#ifdef ZM_TC_FAST
+    /* zm_malloc's and zm_free's copies of tcmalloc's fast paths are on
+     * (tcmalloc_fast.h), for requests up to 256 KiB. */
+    assert_int_equal(zm__tcf.bound, 256 * 1024 + 1);
+    assert_int_equal(zm__tcf.floor, 1);
+    copies_agree(256 * 1024);
+#endif
     for (size_t n = 0; n <= 300000; n += n < 2048 ? 1 : 4093) {
         size_t base = zm_used_memory();
         void *p = zm_malloc(n);

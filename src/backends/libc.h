@@ -97,12 +97,7 @@ static inline size_t zm__be_free_fast(void *p) {
     if (zm_unlikely((uintptr_t)p < zm__glibc_inline_floor)) return 0;
     return zm__gtc_free(p);
 }
-#define ZM_BE_FREE_COUNTED 1
-#define ZM_BE_FREE_TAKES_NULL 1
-static inline size_t zm__be_free_counted(void *p) {
-    size_t n = zm__be_free_fast(p);
-    return zm_likely(n != 0) ? n : zm__glibc_free_other(p);
-}
+#define zm__be_free_other zm__glibc_free_other
 #endif
 
 /* The malloc copy, the usable size stored where asked: 1, or 0 (nothing

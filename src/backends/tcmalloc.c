@@ -108,6 +108,9 @@ __attribute__((constructor)) static void probe_tcmalloc(void) {
     zm__tc_classes_ok = fill_classes();
     find_size_lookup();
     find_class_cache();
+#ifdef ZM_TC_FAST
+    zm__tcf_setup();
+#endif
 }
 
 static int property(const char *name, size_t *value) {

@@ -65,6 +65,28 @@ static inline size_t zm__tc_cached_usable(const void *p) {
     return zm_likely(cl < ZM_TC_CLASSES) ? zm__tc_class_size[cl] : 0;
 }
 
+#include "backends/tcmalloc_fast.h"
+
+#ifdef ZM_TC_FAST
+ZM_HIDDEN void zm__tcf_setup(void);
+ZM_HIDDEN size_t zm__tc_free_other(void *p); /* NULL too; returns the size freed */
+
+#define ZM_BE_FAST_MALLOC 1
+#define zm__be_fast_malloc zm__tcf_malloc
+
+/* The free copy, its class from the page cache: the size freed, or 0
+ * (declined: NULL and "copy off" in one compare, a cache miss, a class the
+ * copy leaves to tcmalloc); then zm__tc_free_other(), out of line. */
+#define ZM_BE_FREE_FAST 1
+static inline size_t zm__be_free_fast(void *p) {
+    if (zm_unlikely((uintptr_t)p < zm__tcf.floor)) return 0;
+    uint64_t cl = zm__tc_cached_class(p);
+    if (zm_unlikely(cl - 1 >= ZM_TC_CLASSES - 1)) return 0;
+    return zm__tcf_free(p, cl);
+}
+#define zm__be_free_other zm__tc_free_other
+#endif
+
 #define ZM_BE_SIZES_CHECKED 1
 /* Whether p is a block (not NULL) and the cache read is on: one compare. */
 static inline int zm__be_sizes_inline_at(const void *p) {
@@ -78,6 +100,14 @@ static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
 }
 
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
+#ifdef ZM_TC_FAST
+    void *p;
+    size_t got;
+    if (zm_likely(zm__tcf_malloc(size, &p, &got))) {
+        if (usable) *usable = got;
+        return p;
+    }
+#endif
     return zm__be_sized(tc_malloc(size), size, usable);
 }
 

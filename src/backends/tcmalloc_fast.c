@@ -1,0 +1,98 @@
+/* Turns the copies of tcmalloc's fast paths (tcmalloc_fast.h) on, at load:
+ * only in the build their layout was read off, only with the page cache read
+ * on (the free copy takes its class from it), and only if, for every request
+ * size they take, they pop and push exactly the blocks tcmalloc's own malloc
+ * and free pop and push, moving the list's length and the cache's byte
+ * count as tcmalloc does, and tcmalloc then pops the blocks they pushed. */
+#include <string.h>
+
+#include "backend.h"
+#include "os.h"
+
+#ifdef ZM_TC_FAST
+
+zm__tcf_params zm__tcf = {0, UINTPTR_MAX, 0, NULL, NULL, NULL};
+size_t zm__tcf_failed_at;
+
+/* Debian 12's libtcmalloc_minimal.so.4.5.10 (gperftools 2.10-1), as
+ * tcmalloc.c's page cache read. */
+static const unsigned char known_build_id[20] = {
+    0x39, 0xdf, 0xd4, 0xa5, 0x85, 0x57, 0x03, 0xfa, 0x6c, 0x24,
+    0x69, 0x74, 0x92, 0x82, 0xf7, 0x5b, 0x18, 0xa1, 0xaa, 0x66};
+#define KNOWN_TPOFF_GOT 0x28e58
+#define KNOWN_CLASS_ARRAY 0x1d6f20
+#define KNOWN_MALLOC_HOOKS 0x298a0
+#define KNOWN_DELETE_HOOKS 0x1d8260
+#define LARGEST_REQUEST (256 * 1024)
+
+/* One request size, both ways (the blocks as addresses once freed). */
+static int try_size(size_t n) {
+    size_t cl = zm__tcf.class_of[zm__tcf_index(n)];
+    tc_free(tc_malloc(n)); /* the list now holds a block */
+    void *p1 = tc_malloc(n), *p2 = tc_malloc(n);
+    if (!p1 || !p2) return 0;
+    uintptr_t h1 = (uintptr_t)p1, h2 = (uintptr_t)p2;
+    __asm__("" : "+r"(h1), "+r"(h2));
+    tc_free(p2);
+    tc_free(p1);
+    unsigned char *heap = zm__tcf_heap(0);
+    if (heap == NULL || heap != zm__tcf_heap(8) || cl == 0 || cl >= ZM_TC_CLASSES) return 0;
+    zm__tcf_list *l = zm__tcf_list_of(heap, cl);
+    uint32_t length = l->length, bytes = *zm__tcf_bytes(heap);
+    if ((uintptr_t)l->head != h1 || length < 2) return 0;
+
+    void *b1 = NULL, *b2 = NULL;
+    size_t u1 = 0, u2 = 0;
+    if (!zm__tcf_malloc(n, &b1, &u1) || !zm__tcf_malloc(n, &b2, &u2)) {
+        tc_free(b1);
+        return 0;
+    }
+    int ok = (uintptr_t)b1 == h1 && (uintptr_t)b2 == h2 && l->length == length - 2 &&
+             *zm__tcf_bytes(heap) == bytes - 2 * (uint32_t)u1 && u1 == tc_malloc_size(b1) &&
+             u2 == u1 && u1 >= n && zm__tc_cached_class(b1) == cl;
+    if (!ok) return 0;
+
+    size_t f2 = zm__tcf_free(b2, cl), f1 = zm__tcf_free(b1, cl);
+    ok = f1 == u1 && f2 == u1 && l->length == length && *zm__tcf_bytes(heap) == bytes &&
+         (uintptr_t)l->head == h1;
+    if (!ok) return 0;
+
+    void *g1 = tc_malloc(n), *g2 = tc_malloc(n);
+    ok = (uintptr_t)g1 == h1 && (uintptr_t)g2 == h2;
+    tc_free(g2);
+    tc_free(g1);
+    return ok;
+}
+
+void zm__tcf_setup(void) {
+    uintptr_t base;
+    if (zm__tc_inline_floor != 1 ||
+        !zm__os_object_has_build_id((const void *)&tc_free, known_build_id, sizeof known_build_id,
+                                    &base))
+        return;
+    memcpy(&zm__tcf.tpoff, (const void *)(base + KNOWN_TPOFF_GOT), sizeof zm__tcf.tpoff);
+    zm__tcf.class_of = (const unsigned char *)(base + KNOWN_CLASS_ARRAY);
+    zm__tcf.malloc_hooks = (const volatile uintptr_t *)(base + KNOWN_MALLOC_HOOKS);
+    zm__tcf.delete_hooks = (const volatile uintptr_t *)(base + KNOWN_DELETE_HOOKS);
+    zm__tcf.bound = LARGEST_REQUEST + 1; /* for the trial */
+    /* Every request up to 1 KiB, then one per 128-byte step (a step shares
+     * its class). All or nothing: the free copy serves every class. */
+    size_t n = 0;
+    while (n <= LARGEST_REQUEST && try_size(n)) n = n < 1024 ? n + 1 : n + 128;
+    zm__tcf_failed_at = n;
+    if (n <= LARGEST_REQUEST) {
+        zm__tcf.bound = 0;
+        return;
+    }
+    zm__tcf.floor = 1;
+}
+
+size_t zm__tc_free_other(void *p) {
+    if (!p) return 0;
+    size_t n = zm__tc_inline_floor == 1 ? zm__tc_cached_usable(p) : 0;
+    if (n == 0) n = zm__be_usable(p);
+    tc_free_sized(p, n);
+    return n;
+}
+
+#endif
