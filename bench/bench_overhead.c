@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "bench_pattern.h"
 #include "zmalloc.h"
 
 #ifdef HAVE_MALLOC_SIZE
@@ -30,10 +31,6 @@
 #define HAVE_MALLOC_SIZE_STR "no"
 #endif
 
-#define POOL_SLOTS 1024 /* power of two: the slot is picked with a mask */
-#define MIN_SIZE 8
-#define SIZE_SPAN 513 /* sizes MIN_SIZE .. MIN_SIZE + SIZE_SPAN - 1 = 8 .. 520 */
-#define SEED 0x9E3779B97F4A7C15ull
 #define MAX_WORKERS 64
 #define MAX_ROUNDS 1000
 
@@ -41,20 +38,6 @@ static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline uint64_t xorshift64(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-/* Maps r's high half onto [0, SIZE_SPAN) with a multiply: a modulo would cost
- * a division per step, more than the PRNG itself. */
-static inline size_t pick_size(uint64_t r) {
-    return MIN_SIZE + (size_t)(((r >> 32) * SIZE_SPAN) >> 32);
 }
 
 /* ---------------------------------------------------------------- loops

@@ -218,7 +218,7 @@ __attribute__((noinline, cold)) static void free_asking(void *ptr) {
 #ifdef ZM_BLK_FREE_FAST
 /* What the inline free declined (NULL too), counted after the free. */
 __attribute__((noinline, cold)) static void free_declined(void *ptr) {
-    zm__count(-(int64_t)zm__blk_free_counted(ptr));
+    zm__count(-(int64_t)zm__blk_free_other(ptr));
 }
 #endif
 

@@ -16,7 +16,8 @@
  *                                        than zm__blk_acct() then zm__blk_free()
  *   size_t zm__blk_free_fast(void *p);                             the inline part of it,
  *                                        calling nothing: acct, or 0 (declined, nothing
- *                                        done); ZM_BLK_FREE_FAST where there is one
+ *                                        done); ZM_BLK_FREE_FAST where there is one,
+ *                                        with zm__blk_free_other(p) for what it declines
  *   void   zm__blk_free_no_tcache(void *p, size_t acct);
  * The allocating calls consult the failure injector (fault.h) first. */
 #ifndef ZM_BLOCK_H

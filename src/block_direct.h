@@ -54,6 +54,7 @@ static inline int zm__blk_fast_malloc(size_t size, void **out, size_t *usable) {
  * NULL among them), the block then going to zm__blk_free_counted(). */
 #define ZM_BLK_FREE_FAST 1
 static inline size_t zm__blk_free_fast(void *p) { return zm__be_free_fast(p); }
+static inline size_t zm__blk_free_other(void *p) { return zm__be_free_other(p); }
 #endif
 #ifdef ZM_BE_FREE_TAKES_NULL
 #define ZM_BLK_FREE_TAKES_NULL 1 /* zm__blk_free_counted(NULL) frees nothing and returns 0 */
