@@ -35,14 +35,7 @@ static void *pool[POOL_SLOTS];
     __attribute__((noinline)) static void name(long n) {                                    \
         uint64_t s = SEED;                                                                  \
         for (size_t i = 0; i < POOL_SLOTS; i++) pool[i] = ALLOC(pick_size(xorshift64(&s))); \
-        for (long i = 0; i < n; i++) {                                                      \
-            uint64_t r = xorshift64(&s);                                                    \
-            size_t slot = (size_t)r & (POOL_SLOTS - 1);                                     \
-            FREE(pool[slot]);                                                               \
-            void *p = ALLOC(pick_size(r));                                                  \
-            *(volatile char *)p = (char)r;                                                  \
-            pool[slot] = p;                                                                 \
-        }                                                                                   \
+        for (long i = 0; i < n; i++) MIXED_STEP(pool, s, ALLOC, FREE);                      \
         for (size_t i = 0; i < POOL_SLOTS; i++) FREE(pool[i]);                              \
     }
 MIXED_STEPS(raw_mixed, zm__be_raw_malloc, zm__be_raw_free)

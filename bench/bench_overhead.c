@@ -62,14 +62,7 @@ static uint64_t now_ns(void) {
     __attribute__((noinline)) static void name##_mixed(void **pool, uint64_t *seed,         \
                                                        uint64_t iters) {                    \
         uint64_t s = *seed;                                                                 \
-        for (uint64_t i = 0; i < iters; i++) {                                              \
-            uint64_t r = xorshift64(&s);                                                    \
-            size_t slot = (size_t)r & (POOL_SLOTS - 1);                                     \
-            FREE(pool[slot]);                                                               \
-            void *p = ALLOC(pick_size(r));                                                  \
-            *(volatile char *)p = (char)r;                                                  \
-            pool[slot] = p;                                                                 \
-        }                                                                                   \
+        for (uint64_t i = 0; i < iters; i++) MIXED_STEP(pool, s, ALLOC, FREE);              \
         *seed = s;                                                                          \
     }                                                                                       \
     static void name##_drain(void **pool) {                                                 \

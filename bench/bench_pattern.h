@@ -26,4 +26,16 @@ static inline size_t pick_size(uint64_t r) {
     return MIN_SIZE + (size_t)(((r >> 32) * SIZE_SPAN) >> 32);
 }
 
+/* One step: free the block in a random slot, allocate a random size in its
+ * place and touch it (a volatile store the compiler must keep). */
+#define MIXED_STEP(pool, s, ALLOC, FREE)                                                   \
+    do {                                                                                   \
+        uint64_t r_ = xorshift64(&(s));                                                    \
+        size_t slot_ = (size_t)r_ & (POOL_SLOTS - 1);                                      \
+        FREE((pool)[slot_]);                                                               \
+        void *p_ = ALLOC(pick_size(r_));                                                   \
+        *(volatile char *)p_ = (char)r_;                                                   \
+        (pool)[slot_] = p_;                                                                \
+    } while (0)
+
 #endif
