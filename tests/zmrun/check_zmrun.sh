@@ -158,6 +158,15 @@ cli)
   for b in jemalloc tcmalloc mimalloc; do
     grep -q "^$b *not installed" "$W/table" || fail "--compare does not say $b is missing"
   done
+  # A program started through a wrapper that execs it (env here; a pyenv
+  # shim, a shell script's exec) is the program --compare reports on: its
+  # heap figures are the program's own, not the wrapper's.
+  ZMRUN_PRELOAD_DIR="$W/only-libc" "$ZMRUN" --compare -- env "${T[@]}" exit known libc "$W/e" 0 \
+    > "$W/table-env" 2> "$W/err" || fail "--compare through env failed: $(cat "$W/err")"
+  heap_cols() { awk '$1 == "libc" { print $3, $4, $5, $6 }' "$1"; }
+  [ -n "$(heap_cols "$W/table")" ] && [ "$(heap_cols "$W/table")" = "$(heap_cols "$W/table-env")" ] \
+    || fail "--compare through env reports other heap figures: $(cat "$W/table-env")"
+  echo "ok: --compare reports the program a wrapper execs ($(heap_cols "$W/table-env"))"
   ;;
 *) fail "unknown case $CASE" ;;
 esac

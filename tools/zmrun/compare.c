@@ -24,6 +24,9 @@ int zmrun_read_report(const char *path, long pid, zmrun_figures *out) {
     snprintf(want, sizeof want, "{\"pid\":%ld,", pid);
     char *line = NULL;
     size_t cap = 0;
+    /* The pid's last report: a process that execs reports once per program
+     * image, and the program a wrapper (env, a shell's exec, a version
+     * manager's shim) runs is the last. */
     while (getline(&line, &cap, f) > 0) {
         if (strncmp(line, want, strlen(want)) != 0) continue;
         out->found = number_after(line, "\"heap_peak\":", &out->heap_peak) &&
@@ -32,7 +35,6 @@ int zmrun_read_report(const char *path, long pid, zmrun_figures *out) {
                      number_after(line, "\"rss_final\":", &out->rss_final) &&
                      number_after(line, "\"fragmentation\":", &out->frag) &&
                      number_after(line, "\"run_time_s\":", &out->run_time);
-        break;
     }
     free(line);
     fclose(f);

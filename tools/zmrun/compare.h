@@ -9,7 +9,8 @@ typedef struct zmrun_figures {
     int found;
 } zmrun_figures;
 
-/* The report of process pid in a file of JSON reports (one per line). */
+/* The last report of process pid (the last program it exec'd) in a file of
+ * JSON reports (one per line). */
 int zmrun_read_report(const char *path, long pid, zmrun_figures *out);
 
 #endif
