@@ -5,6 +5,7 @@
  * bin limit is counted, and every request size the copies take is tried
  * both ways (ours against glibc's, glibc's against ours). Anything amiss
  * leaves them off, and zmalloc calls malloc and free as before. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "backend.h"
@@ -86,7 +87,7 @@ static int try_size(size_t n, int first) {
 
     void *b1 = NULL, *b2 = NULL;
     size_t u1 = 0, u2 = 0;
-    int ok = zm__gtc_malloc(n, &b1, &u1) && zm__gtc_malloc(n, &b2, &u2);
+    int ok = zm__gtc_pop(n, &b1, &u1) && zm__gtc_pop(n, &b2, &u2);
     if (!ok) { /* the bin held two: the copy took none, or one */
         ZM_LIBC(free)(b1);
         return 0;
@@ -129,10 +130,11 @@ static size_t count_limit(void) {
  * the trial before the copies touch it, and the copies stop below it). */
 void zm__gtc_setup(void) {
     if (!zm__glibc_chunks_ok) return;
-    /* On for the trial: everything the copies read is set before it is used.
-     * The trial pushes back only what it popped, so no bin outgrows glibc's
-     * limit whatever the count says. */
-    zm__gtc.bound = LARGEST_REQUEST + 1;
+    /* The trial calls the pop and the push directly. Another thread (one a
+     * constructor that ran before this one started) keeps calling glibc
+     * meanwhile: the copies' gates, bound and the floor, open only at the
+     * end, after everything they read. The trial pushes back only what it
+     * popped, so no bin outgrows glibc's limit whatever the count says. */
     zm__gtc.bins = 64;
     zm__gtc.count = UINT16_MAX;
     size_t n = 0;
@@ -144,6 +146,7 @@ void zm__gtc_setup(void) {
         return;
     }
     zm__gtc.bins = bins;
+    atomic_signal_fence(memory_order_seq_cst); /* the gates last (x86-64 keeps stores in order) */
     zm__gtc.bound = 16 * bins + 9; /* the largest request of bin b is 16 b + 24 */
     zm__glibc_inline_floor = 1;
 }

@@ -34,8 +34,9 @@ typedef struct zm__gtc_bins {
     zm__gtc_word *entries[64];
 } __attribute__((may_alias)) zm__gtc_bins;
 
-/* What the copies need, in one cache line. bound and bins are 0 (every
- * request and every free declined) until glibc_tcache.c has checked them. */
+/* What the copies need, in one cache line. bound is 0 and bins 0 (every
+ * request declined, and, with libc.h's floor, every free) until
+ * glibc_tcache.c has checked them; it sets them last. */
 typedef struct zm__gtc_params {
     size_t bound;   /* requests below it take the malloc copy */
     size_t bins;    /* chunks of a bin below it may take the free copy */
@@ -55,9 +56,8 @@ static inline size_t zm__gtc_bin_of(size_t size) { return ((size > 9 ? size : 9)
 
 /* tcache_get: 1 with the block and its usable size (the chunk less its size
  * word), or 0 (nothing done): an empty bin, no tcache yet, a misaligned head
- * (glibc aborts on it), a request the copy does not take. */
-static inline int zm__gtc_malloc(size_t size, void **out, size_t *usable) {
-    if (zm_unlikely(size >= zm__gtc.bound)) return 0;
+ * (glibc aborts on it). size: at most 1032 (bin 63). */
+static inline int zm__gtc_pop(size_t size, void **out, size_t *usable) {
     size_t bin = zm__gtc_bin_of(size);
     zm__gtc_bins *tc = zm__gtc_self();
     if (zm_unlikely(tc == NULL || tc->counts[bin] == 0)) return 0;
@@ -69,6 +69,12 @@ static inline int zm__gtc_malloc(size_t size, void **out, size_t *usable) {
     *out = (void *)e;
     *usable = (bin << 4) + 24;
     return 1;
+}
+
+/* The malloc copy: the pop, for the requests the load-time check passed. */
+static inline int zm__gtc_malloc(size_t size, void **out, size_t *usable) {
+    if (zm_unlikely(size >= zm__gtc.bound)) return 0;
+    return zm__gtc_pop(size, out, usable);
 }
 
 /* tcache_put: the usable size of the block it took, or 0 (nothing done): an

@@ -4,6 +4,7 @@
  * size they take, they pop and push exactly the blocks tcmalloc's own malloc
  * and free pop and push, moving the list's length and the cache's byte
  * count as tcmalloc does, and tcmalloc then pops the blocks they pushed. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "backend.h"
@@ -12,7 +13,6 @@
 #ifdef ZM_TC_FAST
 
 zm__tcf_params zm__tcf = {0, UINTPTR_MAX, 0, NULL, NULL, NULL};
-size_t zm__tcf_failed_at;
 
 /* Debian 12's libtcmalloc_minimal.so.4.5.10 (gperftools 2.10-1), as
  * tcmalloc.c's page cache read. */
@@ -43,7 +43,7 @@ static int try_size(size_t n) {
 
     void *b1 = NULL, *b2 = NULL;
     size_t u1 = 0, u2 = 0;
-    if (!zm__tcf_malloc(n, &b1, &u1) || !zm__tcf_malloc(n, &b2, &u2)) {
+    if (!zm__tcf_pop(n, &b1, &u1) || !zm__tcf_pop(n, &b2, &u2)) {
         tc_free(b1);
         return 0;
     }
@@ -74,16 +74,15 @@ void zm__tcf_setup(void) {
     zm__tcf.class_of = (const unsigned char *)(base + KNOWN_CLASS_ARRAY);
     zm__tcf.malloc_hooks = (const volatile uintptr_t *)(base + KNOWN_MALLOC_HOOKS);
     zm__tcf.delete_hooks = (const volatile uintptr_t *)(base + KNOWN_DELETE_HOOKS);
-    zm__tcf.bound = LARGEST_REQUEST + 1; /* for the trial */
     /* Every request up to 1 KiB, then one per 128-byte step (a step shares
-     * its class). All or nothing: the free copy serves every class. */
+     * its class). All or nothing: the free copy serves every class. The
+     * trial calls the pop and the push directly; the gates (bound, floor)
+     * open last, after everything the copies read. */
     size_t n = 0;
     while (n <= LARGEST_REQUEST && try_size(n)) n = n < 1024 ? n + 1 : n + 128;
-    zm__tcf_failed_at = n;
-    if (n <= LARGEST_REQUEST) {
-        zm__tcf.bound = 0;
-        return;
-    }
+    if (n <= LARGEST_REQUEST) return;
+    atomic_signal_fence(memory_order_seq_cst); /* x86-64 keeps the stores in order */
+    zm__tcf.bound = LARGEST_REQUEST + 1;
     zm__tcf.floor = 1;
 }
 

@@ -71,9 +71,8 @@ static inline uint32_t *zm__tcf_bytes(unsigned char *heap) {
 }
 
 /* The pop: 1 with the block and its usable size (the class's object size),
- * or 0 (nothing done). */
-static inline int zm__tcf_malloc(size_t size, void **out, size_t *usable) {
-    if (zm_unlikely(size >= zm__tcf.bound)) return 0;
+ * or 0 (nothing done). size: at most 256 KiB. */
+static inline int zm__tcf_pop(size_t size, void **out, size_t *usable) {
     size_t cl = zm__tcf.class_of[zm__tcf_index(size)];
     unsigned char *heap = zm__tcf_heap(0);
     if (zm_unlikely(heap == NULL || *zm__tcf.malloc_hooks != 0)) return 0;
@@ -89,6 +88,12 @@ static inline int zm__tcf_malloc(size_t size, void **out, size_t *usable) {
     *out = (void *)block;
     *usable = bytes;
     return 1;
+}
+
+/* The malloc copy: the pop, for the requests the load-time check passed. */
+static inline int zm__tcf_malloc(size_t size, void **out, size_t *usable) {
+    if (zm_unlikely(size >= zm__tcf.bound)) return 0;
+    return zm__tcf_pop(size, out, usable);
 }
 
 /* The push of a block whose class the page cache gave (cl, 1..127): the
