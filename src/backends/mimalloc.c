@@ -1,6 +1,7 @@
 /* mimalloc's cold calls. Its release builds keep no per-allocation
  * statistics, so the only allocator figure it has is the memory it has
  * committed (mi_process_info). It has no background thread to switch. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include <mimalloc.h>
@@ -105,7 +106,8 @@ static void find_fast_malloc(void) {
         zm__mi_heap_tpoff = 0;
         return;
     }
-    zm__mi_fast_bound = 1025; /* for the trial; kept only if every size agrees */
+    /* The trial calls the pop directly; the gate (zm__mi_fast_bound) opens
+     * only once every size agreed, after everything the copy reads. */
     static char tried[1024 / 8 + 1];
     int ok = 1;
     for (int round = 0; round < 4 && ok; round++) {
@@ -118,7 +120,7 @@ static void find_fast_malloc(void) {
             memcpy(&used, page + 0x18, sizeof used);
             void *b = NULL;
             size_t usable = 0;
-            if (expect && zm__mi_fast_malloc(n, &b, &usable)) {
+            if (expect && zm__mi_pop(n, &b, &usable)) {
                 memcpy(&used_after, page + 0x18, sizeof used_after);
                 ok = b == expect && used_after == used + 1 && usable == mi_usable_size(b) &&
                      usable >= n && zm__mi_page_usable(b) == usable;
@@ -130,9 +132,11 @@ static void find_fast_malloc(void) {
     }
     for (size_t w = 0; w <= 1024 / 8; w++) ok = ok && tried[w];
     if (!ok) {
-        zm__mi_fast_bound = 0;
         zm__mi_heap_tpoff = 0;
+        return;
     }
+    atomic_signal_fence(memory_order_seq_cst); /* x86-64 keeps the stores in order */
+    zm__mi_fast_bound = 1025;
 }
 
 size_t zm__mi_free_other(void *p) {
@@ -159,9 +163,7 @@ static void find_local_free(void) {
         memcpy(&used, page + 0x18, sizeof used);
         memcpy(&head, page + 0x20, sizeof head);
         size_t expect = mi_usable_size(p);
-        zm__mi_inline_floor = 1; /* for the trial */
-        size_t got = zm__be_free_counted(p);
-        zm__mi_inline_floor = UINTPTR_MAX;
+        size_t got = zm__mi_free_local(p); /* the copy itself: the floor stays shut */
         memcpy(&used_after, page + 0x18, sizeof used_after);
         memcpy(&head_after, page + 0x20, sizeof head_after);
         memcpy(&next, p, sizeof next);

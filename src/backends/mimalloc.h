@@ -66,8 +66,8 @@ ZM_HIDDEN size_t zm__mi_free_other(void *p);     /* NULL too; returns the size f
 
 #define ZM_BE_FREE_COUNTED 1
 #define ZM_BE_FREE_TAKES_NULL 1
-static inline size_t zm__be_free_counted(void *p) {
-    if (zm_unlikely((uintptr_t)p < zm__mi_inline_floor)) return zm__mi_free_other(p);
+/* The free past the floor: p is a block, the copy on (or on trial). */
+static inline size_t zm__mi_free_local(void *p) {
     unsigned char *page = zm__mi_page_of(p);
     uint32_t used;
     int32_t size;
@@ -85,6 +85,11 @@ static inline size_t zm__be_free_counted(void *p) {
         mi_free(p); /* the page's last block in use (mimalloc retires the page), or another thread's */
     }
     return (size_t)size;
+}
+
+static inline size_t zm__be_free_counted(void *p) {
+    if (zm_unlikely((uintptr_t)p < zm__mi_inline_floor)) return zm__mi_free_other(p);
+    return zm__mi_free_local(p);
 }
 
 extern ZM_HIDDEN size_t zm__mi_bins_max; /* zm__mi_bin_size() is exact below this (0: never) */
@@ -148,8 +153,8 @@ static inline unsigned char *zm__mi_direct_page(const unsigned char *heap, size_
     return *(unsigned char *const *)(heap + 8 + ((size + 7) >> 3) * 8);
 }
 
-static inline int zm__mi_fast_malloc(size_t size, void **out, size_t *usable) {
-    if (zm_unlikely(size >= zm__mi_fast_bound)) return 0;
+/* The pop, for any request up to 1 KiB. */
+static inline int zm__mi_pop(size_t size, void **out, size_t *usable) {
     unsigned char *page = zm__mi_direct_page(zm__mi_heap(), size);
     zm__mi_word *block = *(zm__mi_word **)(page + 0x10);
     if (zm_unlikely(block == NULL)) return 0;
@@ -162,6 +167,11 @@ static inline int zm__mi_fast_malloc(size_t size, void **out, size_t *usable) {
     *out = (void *)block;
     *usable = bytes;
     return 1;
+}
+
+static inline int zm__mi_fast_malloc(size_t size, void **out, size_t *usable) {
+    if (zm_unlikely(size >= zm__mi_fast_bound)) return 0;
+    return zm__mi_pop(size, out, usable);
 }
 
 __attribute__((noinline)) static void *zm__mi_malloc_called(size_t size, size_t *usable) {
