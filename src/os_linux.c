@@ -689,23 +689,41 @@ int zm__os_valgrind_replaces_malloc(void) {
     return 0;
 }
 
-struct build_id_search {
+/* The object loaded at `base`, as dl_iterate_phdr describes it: its program
+ * headers (mapped with it) and this thread's TLS block. */
+struct object_search {
     uintptr_t base;
-    const unsigned char *id;
-    size_t len;
-    int match;
+    const ElfW(Phdr) *phdr;
+    int phnum;
+    void *tls;
 };
 
-/* dl_iterate_phdr callback: the object loaded at s->base, its PT_NOTE
- * segments' NT_GNU_BUILD_ID note against s->id. */
-static int check_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
+static int find_object(struct dl_phdr_info *info, size_t size, void *arg) {
     (void)size;
-    struct build_id_search *s = arg;
+    struct object_search *s = arg;
     if (info->dlpi_addr != s->base) return 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    s->phdr = info->dlpi_phdr;
+    s->phnum = info->dlpi_phnum;
+    s->tls = info->dlpi_tls_data;
+    return 1;
+}
+
+/* The shared object that holds `symbol`; 0 if none is found. */
+static int object_of(const void *symbol, struct object_search *s) {
+    Dl_info info;
+    if (!dladdr(symbol, &info) || !info.dli_fbase) return 0;
+    *s = (struct object_search){(uintptr_t)info.dli_fbase, NULL, 0, NULL};
+    dl_iterate_phdr(find_object, s);
+    return s->phdr != NULL;
+}
+
+/* Its PT_NOTE segments' NT_GNU_BUILD_ID note against id. */
+static int has_build_id(const struct object_search *s, const unsigned char *id, size_t len) {
+    int match = 0;
+    for (int i = 0; i < s->phnum; i++) {
+        const ElfW(Phdr) *ph = &s->phdr[i];
         if (ph->p_type != PT_NOTE) continue;
-        const unsigned char *n = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+        const unsigned char *n = (const unsigned char *)(s->base + ph->p_vaddr);
         const unsigned char *end = n + ph->p_memsz;
         while (n + sizeof(ElfW(Nhdr)) <= end) {
             const ElfW(Nhdr) *h = (const ElfW(Nhdr) *)(const void *)n;
@@ -713,50 +731,31 @@ static int check_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
             const unsigned char *desc = name + ((h->n_namesz + 3) & ~3u);
             if (desc + h->n_descsz > end) break;
             if (h->n_type == NT_GNU_BUILD_ID && h->n_namesz == 4 && memcmp(name, "GNU", 4) == 0)
-                s->match = h->n_descsz == s->len && memcmp(desc, s->id, s->len) == 0;
+                match = h->n_descsz == len && memcmp(desc, id, len) == 0;
             n = desc + ((h->n_descsz + 3) & ~3u);
         }
     }
-    return 1;
+    return match;
 }
 
 int zm__os_object_has_build_id(const void *symbol, const unsigned char *id, size_t len,
                                uintptr_t *base) {
-    Dl_info info;
-    if (!dladdr(symbol, &info) || !info.dli_fbase) return 0;
-    struct build_id_search s = {(uintptr_t)info.dli_fbase, id, len, 0};
-    dl_iterate_phdr(check_build_id, &s);
-    if (s.match) *base = (uintptr_t)info.dli_fbase;
-    return s.match;
-}
-
-struct tls_search {
-    uintptr_t base;
-    void *block;
-    size_t size;
-};
-
-static int find_tls(struct dl_phdr_info *info, size_t size, void *arg) {
-    (void)size;
-    struct tls_search *s = arg;
-    if (info->dlpi_addr != s->base) return 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        if (info->dlpi_phdr[i].p_type != PT_TLS) continue;
-        s->block = info->dlpi_tls_data;
-        s->size = info->dlpi_phdr[i].p_memsz;
-    }
+    struct object_search s;
+    if (!object_of(symbol, &s) || !has_build_id(&s, id, len)) return 0;
+    *base = s.base;
     return 1;
 }
 
 int zm__os_object_tls(const void *symbol, void **block, size_t *size) {
-    Dl_info info;
-    if (!dladdr(symbol, &info) || !info.dli_fbase) return 0;
-    struct tls_search s = {(uintptr_t)info.dli_fbase, NULL, 0};
-    dl_iterate_phdr(find_tls, &s);
-    if (!s.block || s.size == 0) return 0;
-    *block = s.block;
-    *size = s.size;
-    return 1;
+    struct object_search s;
+    if (!object_of(symbol, &s) || !s.tls) return 0;
+    for (int i = 0; i < s.phnum; i++) {
+        if (s.phdr[i].p_type != PT_TLS || s.phdr[i].p_memsz == 0) continue;
+        *block = s.tls;
+        *size = s.phdr[i].p_memsz;
+        return 1;
+    }
+    return 0;
 }
 
 int zm__os_read_checked(const void *addr, void *buf, size_t len) {
