@@ -100,19 +100,7 @@ static inline size_t zm__be_free_fast(void *p) {
 #define zm__be_free_other zm__glibc_free_other
 #endif
 
-/* The malloc copy, the usable size stored where asked: 1, or 0 (nothing
- * done: no copy in this build, or it declined). */
-static inline int zm__libc_malloc_copy(size_t size, size_t *usable, void **out) {
-#ifdef ZM_GLIBC_TCACHE
-    size_t got;
-    if (zm_unlikely(!zm__gtc_malloc(size, out, &got))) return 0;
-    if (usable) *usable = got;
-    return 1;
-#else
-    (void)size, (void)usable, (void)out;
-    return 0;
-#endif
-}
+#include "backends/fast_malloc.h"
 
 #if defined(ZM_GLIBC_CHUNKS) && !defined(ZM_PRELOAD)
 /* The chunk reads, when they are on: the caller has asked
@@ -138,7 +126,7 @@ __attribute__((noinline, cold)) static void *zm__libc_malloc_asking(size_t size,
 
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
     void *q;
-    if (zm_likely(zm__libc_malloc_copy(size, usable, &q))) return q;
+    if (zm_likely(zm__be_fast_malloc_usable(size, usable, &q))) return q;
     if (usable && !zm__be_sizes_inline()) return zm__libc_malloc_asking(size, usable);
     void *p = malloc(size);
     if (usable && zm_likely(p != NULL)) *usable = zm__be_usable_inline(p);
@@ -147,7 +135,7 @@ static inline void *zm__be_malloc(size_t size, size_t *usable) {
 #else
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
     void *q;
-    if (zm_likely(zm__libc_malloc_copy(size, usable, &q))) return q;
+    if (zm_likely(zm__be_fast_malloc_usable(size, usable, &q))) return q;
     return zm__be_done(ZM_LIBC(malloc)(size), usable);
 }
 #endif

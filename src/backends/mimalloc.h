@@ -178,13 +178,11 @@ __attribute__((noinline)) static void *zm__mi_malloc_called(size_t size, size_t 
     return zm__be_sized(mi_malloc(size), size, usable);
 }
 
+#include "backends/fast_malloc.h"
+
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
     void *p;
-    size_t got;
-    if (zm_likely(zm__mi_fast_malloc(size, &p, &got))) {
-        if (usable) *usable = got;
-        return p;
-    }
+    if (zm_likely(zm__be_fast_malloc_usable(size, usable, &p))) return p;
     return zm__mi_malloc_called(size, usable);
 }
 

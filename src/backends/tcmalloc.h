@@ -87,6 +87,8 @@ static inline size_t zm__be_free_fast(void *p) {
 #define zm__be_free_other zm__tc_free_other
 #endif
 
+#include "backends/fast_malloc.h"
+
 #define ZM_BE_SIZES_CHECKED 1
 /* Whether p is a block (not NULL) and the cache read is on: one compare. */
 static inline int zm__be_sizes_inline_at(const void *p) {
@@ -100,14 +102,8 @@ static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
 }
 
 static inline void *zm__be_malloc(size_t size, size_t *usable) {
-#ifdef ZM_TC_FAST
     void *p;
-    size_t got;
-    if (zm_likely(zm__tcf_malloc(size, &p, &got))) {
-        if (usable) *usable = got;
-        return p;
-    }
-#endif
+    if (zm_likely(zm__be_fast_malloc_usable(size, usable, &p))) return p;
     return zm__be_sized(tc_malloc(size), size, usable);
 }
 
