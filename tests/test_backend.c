@@ -56,7 +56,6 @@ static void test_lib_name(void **state) {
      defined(ZM_TEST_BACKEND_tcmalloc) && defined(ZM_TC_FAST)) &&                              \
     !defined(ZM_SIZE_HEADER)
 #include <signal.h>
-#include <sys/wait.h>
 
 #ifdef ZM_TEST_BACKEND_tcmalloc
 #define OWN_MALLOC tc_malloc
@@ -74,6 +73,18 @@ static void test_lib_name(void **state) {
  * copy wrote the list link its way. Every count is the allocator's own
  * size. Past a list's limit, and for sizes the copies leave alone, the
  * counts stay exact. */
+/* k blocks of `size` held at once, past every list limit, then freed:
+ * counted as the allocator's own sizes say. */
+static void many_counted_exactly(size_t size, int k) {
+    static void *b[2000];
+    assert_true(k <= 2000);
+    size_t base = zm_used_memory(), held = 0;
+    for (int i = 0; i < k; i++) held += OWN_SIZE(b[i] = zm_malloc(size));
+    assert_int_equal(zm_used_memory(), base + held);
+    for (int i = 0; i < k; i++) zm_free(b[i]);
+    assert_int_equal(zm_used_memory(), base);
+}
+
 static void copies_agree(size_t largest) {
     for (size_t n = 0; n <= largest; n += n < 1100 ? 1 : 4093) {
         OWN_FREE(OWN_MALLOC(n)); /* the list now holds a block: the next malloc pops it */
@@ -95,32 +106,22 @@ static void copies_agree(size_t largest) {
         OWN_FREE(q2);
         OWN_FREE(q1);
     }
-    enum { K = 2000 };
-    static void *b[K];
-    size_t base = zm_used_memory(), held = 0;
-    for (int i = 0; i < K; i++) held += OWN_SIZE(b[i] = zm_malloc(200));
-    assert_int_equal(zm_used_memory(), base + held);
-    for (int i = 0; i < K; i++) zm_free(b[i]);
-    assert_int_equal(zm_used_memory(), base);
+    many_counted_exactly(200, 2000);
 }
 #endif
 
 #if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE) && !defined(ZM_SIZE_HEADER)
 /* A double free still stops the program in glibc's own check. */
+static int free_twice(void *arg) {
+    (void)arg;
+    void *p = zm_malloc(64);
+    zm_free(p);
+    zm_free(p); /* glibc's tcache check aborts: "double free detected" */
+    return 0;
+}
+
 static void glibc_double_free_caught(void) {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        alarm(10);
-        void *p = zm_malloc(64);
-        zm_free(p);
-        zm_free(p); /* glibc's tcache check aborts: "double free detected" */
-        _exit(0);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_int_equal(zt_fork_run(free_twice, NULL, 10), 100 + SIGABRT);
 }
 #endif
 
@@ -129,6 +130,15 @@ static void glibc_double_free_caught(void) {
  * blocks a bin. The copies follow (found at load, not assumed), and every
  * size is still counted as malloc_usable_size() says. Checked in a child
  * run with those tunables: glibc reads them at start-up only. */
+#if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE) && !defined(ZM_SIZE_HEADER)
+/* This test again, in a new process with the tunables set. */
+static int rerun_with_tunables(void *tunables) {
+    setenv("GLIBC_TUNABLES", tunables, 1);
+    execl("/proc/self/exe", "test_backend", "test_glibc_tunables", (char *)NULL);
+    return 127;
+}
+#endif
+
 static void test_glibc_tunables(void **state) {
     (void)state;
 #if defined(ZM_TEST_BACKEND_libc) && defined(ZM_GLIBC_TCACHE) && !defined(ZM_SIZE_HEADER)
@@ -136,17 +146,7 @@ static void test_glibc_tunables(void **state) {
     static const char tunables[] = "glibc.malloc.tcache_max=100:glibc.malloc.tcache_count=3";
     const char *mine = getenv("GLIBC_TUNABLES");
     if (!mine || strcmp(mine, tunables) != 0) {
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            setenv("GLIBC_TUNABLES", tunables, 1);
-            execl("/proc/self/exe", "test_backend", "test_glibc_tunables", (char *)NULL);
-            _exit(127);
-        }
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(zt_fork_run(rerun_with_tunables, (void *)tunables, 60), 0);
         return;
     }
     assert_int_equal(zm__gtc.bins, 6);
@@ -167,13 +167,7 @@ static void test_glibc_tunables(void **state) {
         assert_ptr_equal(p, g);
         zm_free(p);
     }
-    enum { K = 10 };
-    void *b[K];
-    size_t base = zm_used_memory(), held = 0;
-    for (int i = 0; i < K; i++) held += malloc_usable_size(b[i] = zm_malloc(40));
-    assert_int_equal(zm_used_memory(), base + held);
-    for (int i = 0; i < K; i++) zm_free(b[i]);
-    assert_int_equal(zm_used_memory(), base);
+    many_counted_exactly(40, 10);
 #else
     skip(); /* the libc backend's tcache copies are not in this build */
 #endif
