@@ -103,6 +103,23 @@ ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_try_malloc(size_t size);
 ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_try_calloc(size_t size);
 ZM_EXPORT ZM_ATTR_ALLOC_SIZE(2) void *zm_try_realloc(void *ptr, size_t size);
 
+/* Allocates size bytes aligned to align, which must be a power of two (1
+ * included). The block is counted, measured, resized and freed like any
+ * other (zm_size, zm_realloc, zm_free). An align of alignof(max_align_t) or
+ * less is a plain allocation of max(size, align) bytes (a block of n bytes is
+ * aligned to every power of two up to min(n, alignof(max_align_t))); a larger
+ * one is the backend's aligned allocation, or in size-header mode the
+ * backend's aligned block of align + size bytes with the caller's block
+ * align bytes into it, accounted for align + size. zm_realloc keeps only
+ * alignof(max_align_t) of the alignment. A bad align (0, not a power of two)
+ * returns NULL with errno EINVAL and does not call the OOM handler; other
+ * failures follow the size rules above. */
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(2) void *zm_malloc_aligned(size_t align, size_t size);
+/* As zm_malloc_aligned(), but every failure returns NULL (errno ENOMEM, or
+ * EINVAL for a bad align) instead of calling the OOM handler. */
+ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(2) void *zm_try_malloc_aligned(size_t align,
+                                                                        size_t size);
+
 /* The *_usable families: as their plain twins, and report usable bytes
  * (0 when NULL is returned); the whole usable room may be written. */
 ZM_EXPORT ZM_ATTR_MALLOC void *zm_malloc_usable(size_t size, size_t *usable);

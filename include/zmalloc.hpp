@@ -41,18 +41,11 @@
 //     compiler inlined into the program come here (a mismatch).
 //
 // Over-aligned blocks (aligned new, and zm::allocator<T> for an over-aligned
-// T). The C library has no aligned allocation function, so for alignment
-// `align` (a power of two; anything below alignof(std::max_align_t) is raised
-// to it) the block is over-allocated: raw = zm_try_malloc(size + align). raw
-// is aligned to alignof(std::max_align_t), as every zmalloc block of 16 bytes
-// or more is, so the first multiple of `align` strictly above raw lies at
-// least alignof(std::max_align_t) bytes and at most `align` bytes past it.
-// That address is returned, and raw is stored in the pointer-sized word just
-// before it; the aligned operator delete (and the allocator) read raw back
-// from there and pass it to zm_free(). Such a block is therefore counted in
-// zm_used_memory() for zm_size(raw) bytes, which zm::aligned_base(p) gives
-// access to. A pointer from an aligned new must be released by an aligned
-// delete (the standard requires this anyway), and never by zm_free().
+// T) come from zm_try_malloc_aligned(align, size), `align` a power of two
+// (anything below alignof(std::max_align_t) is raised to it). They are
+// blocks like any other: counted in zm_used_memory() for zm_size(p) bytes,
+// freed by zm_free(p). The standard still wants a pointer from an aligned new
+// released by an aligned delete.
 #ifndef ZMALLOC_HPP
 #define ZMALLOC_HPP
 
@@ -88,23 +81,14 @@ static const std::size_t max_request =
 inline void *aligned_try_malloc(std::size_t size, std::size_t align) noexcept {
     if (align == 0 || (align & (align - 1)) != 0) return nullptr;
     if (align < alignof(std::max_align_t)) align = alignof(std::max_align_t);
-    if (align > max_request || size > max_request - align) return nullptr; /* too big */
-    void *raw = zm_try_malloc(size + align);
-    if (raw == nullptr) return nullptr;
-    std::uintptr_t r = reinterpret_cast<std::uintptr_t>(raw);
-    std::uintptr_t mask = align - 1;
-    std::uintptr_t a = (r + align) & ~mask;
-    void *p = reinterpret_cast<void *>(a);
-    static_cast<void **>(p)[-1] = raw;
-    return p;
+    if (size > max_request) return nullptr; /* too big (and the compiler sees it) */
+    return zm_try_malloc_aligned(align, size);
 }
-// The block zm_try_malloc() returned for p, a pointer from
-// aligned_try_malloc(): what zm_size() and zm_free() take.
-inline void *aligned_base(void *p) noexcept { return static_cast<void **>(p)[-1]; }
+// The block zm_size() and zm_free() take for p, a pointer from
+// aligned_try_malloc(): p itself (older versions kept the block elsewhere).
+inline void *aligned_base(void *p) noexcept { return p; }
 // Frees p from aligned_try_malloc(); nullptr does nothing.
-inline void aligned_free(void *p) noexcept {
-    if (p != nullptr) zm_free(aligned_base(p));
-}
+inline void aligned_free(void *p) noexcept { zm_free(p); }
 
 template <class T>
 struct allocator {

@@ -1,7 +1,9 @@
 /* The entry points: size checks, the limit, the OOM handler, then one call to
  * the block layer and one counter update. */
 #include <errno.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,33 @@ ZM_EXPORT void *zm_try_malloc_usable(size_t size, size_t *usable) {
 }
 ZM_EXPORT void *zm_try_calloc_usable(size_t size, size_t *usable) {
     return alloc_impl(size, usable, ALLOC_ZEROED);
+}
+
+#ifndef ZM_BLK_MEMALIGN
+#error "the block layer has no aligned allocation (zm__blk_memalign)"
+#endif
+
+static int bad_alignment(size_t align) { return align == 0 || (align & (align - 1)) != 0; }
+
+/* A block of n bytes is aligned to every power of two up to
+ * min(n, alignof(max_align_t)): smaller alignments need only the size. */
+ZM_INLINE void *aligned_impl(size_t align, size_t size) {
+    if (align <= alignof(max_align_t)) return alloc_impl(size < align ? align : size, NULL, ALLOC_PLAIN);
+    return alloc_aligned_impl(size, NULL, ALLOC_ALIGNED, align);
+}
+
+__attribute__((cold)) static void *bad_alignment_fail(void) {
+    errno = EINVAL;
+    return NULL;
+}
+
+ZM_EXPORT void *zm_malloc_aligned(size_t align, size_t size) {
+    if (zm_unlikely(bad_alignment(align))) return bad_alignment_fail();
+    return or_oom(aligned_impl(align, size), size);
+}
+ZM_EXPORT void *zm_try_malloc_aligned(size_t align, size_t size) {
+    if (zm_unlikely(bad_alignment(align))) return bad_alignment_fail();
+    return aligned_impl(align, size);
 }
 
 ZM_EXPORT void *zm_calloc_num(size_t num, size_t size) {

@@ -137,8 +137,11 @@ static void aligned_new() {
     escape(l);
     ZX_CHECK(aligned_to(l, 64));
     ZX_CHECK_EQ(used_since(base), zm_size(zm::aligned_base(l)));
-    ZX_CHECK_EQ(zm_size(zm::aligned_base(l)),
-                zt_expected_size(zm::aligned_base(l), sizeof(line64) + 64));
+#ifdef ZM_SIZE_HEADER
+    ZX_CHECK_EQ(zm_size(l), sizeof(line64) + 64); /* the block lies 64 bytes into the backend's */
+#else
+    ZX_CHECK_EQ(zm_size(l), zt_expected_size(l, sizeof(line64)));
+#endif
     delete l; /* sized aligned delete */
     ZX_CHECK_EQ(used_since(base), 0);
 
@@ -146,7 +149,7 @@ static void aligned_new() {
     escape(la);
     for (int i = 0; i < 7; i++) ZX_CHECK(aligned_to(&la[i], 64));
     ZX_CHECK_EQ(used_since(base), zm_size(zm::aligned_base(la)));
-    ZX_CHECK(zm_size(zm::aligned_base(la)) >= 7 * sizeof(line64) + 64);
+    ZX_CHECK(zm_size(zm::aligned_base(la)) >= 7 * sizeof(line64));
     delete[] la;
     ZX_CHECK_EQ(used_since(base), 0);
 
@@ -163,7 +166,7 @@ static void aligned_new() {
     ZX_CHECK(aligned_to(p, 4096));
     std::memset(p, 0x5a, 5000);
     ZX_CHECK_EQ(used_since(base), zm_size(zm::aligned_base(p)));
-    ZX_CHECK(zm_size(zm::aligned_base(p)) >= 5000 + 4096);
+    ZX_CHECK(zm_size(zm::aligned_base(p)) >= 5000);
     ::operator delete(p, page);
     ZX_CHECK_EQ(used_since(base), 0);
     p = ::operator new[](5000, page);
