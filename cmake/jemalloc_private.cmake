@@ -23,7 +23,7 @@ endif()
 
 # The API names zmalloc calls, and the private name each gets.
 set(_zm_je_api malloc free mallocx rallocx sallocx sdallocx nallocx
-    mallctl mallctlbymib mallctlnametomib)
+    mallctl mallctlbymib mallctlnametomib malloc_stats_print)
 set(_zm_je_map "${CMAKE_CURRENT_BINARY_DIR}/jemalloc_private.map")
 set(_zm_je_keep "${CMAKE_CURRENT_BINARY_DIR}/jemalloc_private.keep")
 set(_zm_map_text "")
@@ -78,7 +78,8 @@ message(STATUS "zmalloc: private jemalloc from ${ZM_JEMALLOC_PIC_ARCHIVE}")
 # for every size the copy serves, that it agrees with jemalloc's own malloc
 # and free. Not when cross-compiling (nothing to run the check on).
 set(ZM_JE_FAST_OK FALSE)
-if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND NOT CMAKE_CROSSCOMPILING
+set(_zm_jef_out "left out of this build (ZMALLOC_FAST_PATHS=OFF)")
+if(ZMALLOC_FAST_PATHS AND CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND NOT CMAKE_CROSSCOMPILING
    AND CMAKE_SIZEOF_VOID_P EQUAL 8)
   try_run(ZM_JEF_CHECK_RAN ZM_JEF_CHECK_BUILT "${CMAKE_CURRENT_BINARY_DIR}/jemalloc_fast_check"
     "${PROJECT_SOURCE_DIR}/src/backends/jemalloc_fast_check.c"
@@ -94,5 +95,7 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND NOT CMAKE_CROSSCO
   if(NOT ZM_JEF_CHECK_BUILT)
     set(_zm_jef_out "the check did not build")
   endif()
-  message(STATUS "zmalloc: jemalloc fast paths in zmalloc: ${ZM_JE_FAST_OK} (${_zm_jef_out})")
 endif()
+message(STATUS "zmalloc: jemalloc fast paths in zmalloc: ${ZM_JE_FAST_OK} (${_zm_jef_out})")
+# The check's word, for zm_fast_paths() where the copies are not built in.
+string(REGEX REPLACE "[\"\\\n]" " " ZM_JEF_BUILD_NOTE "${_zm_jef_out}")

@@ -4,6 +4,7 @@
 # its __libc_* names), and not under sanitizers (they bring their own malloc).
 set(ZM_PRELOAD_SOURCES
   src/counter.c
+  src/fast_path.c
   src/os_linux.c
   src/preload/interpose.c
   src/preload/lifecycle.c
@@ -36,7 +37,7 @@ function(zm_preload backend header lib)
   add_library(${t} SHARED ${ZM_PRELOAD_SOURCES} src/backends/${backend}.c ${extra})
   target_include_directories(${t} PRIVATE src include ${CMAKE_CURRENT_BINARY_DIR}/include ${incs})
   target_compile_definitions(${t} PRIVATE _GNU_SOURCE ZM_PRELOAD=1 ZM_PRELOAD_BACKEND="${backend}"
-    "ZM_BACKEND_HEADER=\"backends/${backend}.h\"")
+    "ZM_BACKEND_HEADER=\"backends/${backend}.h\"" $<$<NOT:$<BOOL:${ZMALLOC_FAST_PATHS}>>:ZM_NO_FAST_PATHS=1>)
   target_compile_options(${t} PRIVATE -fno-plt)
   # Only the C library's names leave the library: its zm_* functions must not
   # meet a libzmalloc the program itself links.

@@ -243,6 +243,21 @@ ZM_EXPORT int zm_get_proc_stat_ll(int i, long long *res);
 ZM_EXPORT int zm_get_allocator_info(size_t *allocated, size_t *active, size_t *resident,
                                     size_t *retained, size_t *muzzy,
                                     size_t *frag_smallbins_bytes);
+/* Which of the allocator's fast paths run in this process, and why each
+ * other one does not. A fast path reads the allocator's private memory (a
+ * copy of its own malloc/free fast path, or a read of its block headers)
+ * instead of calling it; each is chosen once at load, only for an allocator
+ * version this project has verified and only after a trial against the
+ * allocator agreed. ZMALLOC_FAST_PATHS=0 in the environment (read once, at
+ * load) turns the copies off; -DZMALLOC_FAST_PATHS=OFF leaves them out of
+ * the build. The portable tier (reads of long-stable headers, size tables
+ * learnt from the allocator's public calls) is listed too.
+ * Writes "name: on" or "name: off (reason)" entries separated by "; " into
+ * buf, NUL-terminated and cut to len bytes (buf may be NULL when len is 0),
+ * e.g. "glibc-heap-chunks: on; glibc-tcache-copies: off (glibc 2.43 not
+ * verified)". Returns the length of the whole report, as snprintf does.
+ * Thread-safe; allocates nothing. */
+ZM_EXPORT size_t zm_fast_paths(char *buf, size_t len);
 /* Enables or disables the allocator's background purging thread
  * (jemalloc's background_thread). A no-op on backends without one. */
 ZM_EXPORT void zm_set_background_thread(int enable);

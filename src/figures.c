@@ -6,6 +6,7 @@
 #endif
 
 #include "backend.h"
+#include "fast_path.h"
 #include "os.h"
 #include "zmalloc.h"
 
@@ -44,6 +45,11 @@ ZM_EXPORT int zm_get_allocator_info(size_t *allocated, size_t *active, size_t *r
     put(muzzy, s.muzzy);
     put(frag_smallbins_bytes, s.frag_smallbins);
     return s.have;
+}
+
+ZM_EXPORT size_t zm_fast_paths(char *buf, size_t len) {
+    if (!buf) len = 0;
+    return zm__fp_format(buf, len);
 }
 
 ZM_EXPORT void zm_set_background_thread(int enable) { zm__be_background_thread(enable); }

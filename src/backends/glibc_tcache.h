@@ -11,7 +11,8 @@
  * glibc then pops the blocks they pushed. Under a sanitizer, valgrind's
  * memcheck or another malloc in front of glibc's, they stay off.
  *
- * The layout is glibc 2.34's onwards (tcache_perthread_struct: 64 16-bit
+ * The layout is glibc 2.34's onwards, and the copies run only on the glibc
+ * releases this project verified it in (glibc_tcache.c's list) (tcache_perthread_struct: 64 16-bit
  * counts, then 64 list heads; an entry's `next` word safe-linked, its `key`
  * word tcache_key while it sits in a list). What glibc checks on this path
  * and aborts on (a misaligned entry, a double free), the copies leave to
@@ -24,7 +25,7 @@
 
 #include "internal.h"
 
-#if defined(ZM_GLIBC_CHUNKS) && defined(__x86_64__)
+#if defined(ZM_GLIBC_CHUNKS) && defined(__x86_64__) && !defined(ZM_NO_FAST_PATHS)
 #define ZM_GLIBC_TCACHE 1
 
 typedef uintptr_t __attribute__((may_alias)) zm__gtc_word;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "fast_path.h"
 #include "os.h"
 #include "zmalloc.h"
 
@@ -33,7 +34,10 @@ static int find_glibc_malloc(void) { return 0; }
 #endif
 
 #ifdef ZM_PRELOAD
-/* glibc's malloc_usable_size(), found past ours at load time. */
+/* glibc's malloc_usable_size(), found in glibc itself at load time (not
+ * through RTLD_NEXT: a program that links jemalloc, tcmalloc or mimalloc, or
+ * has one preloaded behind us, would give that allocator's, which knows
+ * nothing of glibc's blocks). */
 static size_t usable_unknown(void *p) {
     (void)p;
     return 0;
@@ -41,6 +45,18 @@ static size_t usable_unknown(void *p) {
 static size_t (*glibc_usable_size)(void *) = usable_unknown;
 #define glibc_malloc __libc_malloc
 #define glibc_free __libc_free
+
+static void find_glibc_usable_size(void) {
+    Dl_info info;
+    if (!dladdr((const void *)&__libc_malloc, &info) || !info.dli_fname) return;
+    void *libc = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!libc) return;
+    void *sym = dlsym(libc, "malloc_usable_size");
+    Dl_info at;
+    if (sym && dladdr(sym, &at) && at.dli_fbase == info.dli_fbase)
+        glibc_usable_size = (size_t(*)(void *))sym;
+    dlclose(libc); /* RTLD_NOLOAD took a reference: libc stays loaded */
+}
 #else
 #define glibc_usable_size malloc_usable_size
 #define glibc_malloc malloc
@@ -49,40 +65,88 @@ static size_t (*glibc_usable_size)(void *) = usable_unknown;
 
 #ifdef ZM_GLIBC_CHUNKS
 int zm__glibc_chunks_ok;
+size_t zm__glibc_mmap_bit = 2;
 #if !defined(ZM_PRELOAD) || defined(ZM_GLIBC_TCACHE)
 uintptr_t zm__glibc_inline_floor = UINTPTR_MAX;
 #endif
 
-/* Both sides of the mmap threshold, the smallest chunk and odd sizes. The
- * mmapped probe is larger than glibc's largest dynamic mmap threshold (32 MiB
- * on 64-bit, 16 MiB on 32-bit): freeing a smaller mmapped chunk would raise
- * the program's threshold to its size for good. Untouched, it costs address
- * space only. */
-static int chunk_reads_agree(void) {
-    static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 1000, 4096, 70000, ((size_t)64 << 20) + 8};
-    int ok = 1;
+/* A block's chunk size word (glibc's, outside the block). */
+static size_t size_word(const void *p) {
+    const size_t *at = p;
+    __asm__("" : "+r"(at));
+    return at[-1];
+}
+
+/* Heap chunks: the smallest, odd sizes, and both sides of a page. */
+static int heap_chunks_agree(void) {
+    static const size_t sizes[] = {0, 1, 8, 24, 25, 100, 1000, 4096, 70000};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = glibc_malloc(sizes[i]);
         if (!p) return 0;
-        ok &= zm__glibc_chunk_usable(p) == glibc_usable_size(p);
+        size_t word = size_word(p), want = glibc_usable_size(p);
+        int ok = (word & 2) == 0 && zm__glibc_chunk_usable(p) == want;
         glibc_free(p);
+        if (!ok) {
+            zm__fp_note(ZM_FP_GLIBC_HEAP_CHUNKS, "trial disagreed: request %zu", sizes[i]);
+            return 0;
+        }
     }
-    return ok;
+    zm__fp_note(ZM_FP_GLIBC_HEAP_CHUNKS, NULL);
+    return 1;
+}
+
+/* Mmapped chunks: how many header words one gives up, learnt from a real
+ * one and checked on two more. The blocks are larger than glibc's largest
+ * dynamic mmap threshold (32 MiB on 64-bit, 16 MiB on 32-bit): freeing a
+ * smaller mmapped chunk would raise the program's threshold to its size for
+ * good. Untouched, they cost address space only. */
+static int mmap_chunks_agree(void) {
+    static const size_t sizes[] = {((size_t)64 << 20) + 8, ((size_t)64 << 20) + 4096 + 1,
+                                   ((size_t)80 << 20) + 100};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *p = glibc_malloc(sizes[i]);
+        if (!p) {
+            zm__fp_note(ZM_FP_GLIBC_MMAP_CHUNKS, "no mmapped block to try");
+            return 0;
+        }
+        size_t word = size_word(p), want = glibc_usable_size(p);
+        size_t chunk = word & ~(size_t)7;
+        if (i == 0 && (word & 2) && chunk - sizeof(size_t) == want) zm__glibc_mmap_bit = 0;
+        int ok = (word & 2) && zm__glibc_chunk_usable(p) == want;
+        glibc_free(p);
+        if (!ok) {
+            zm__fp_note(ZM_FP_GLIBC_MMAP_CHUNKS, "trial disagreed: chunk %zu, usable %zu", chunk, want);
+            return 0;
+        }
+    }
+    zm__fp_note(ZM_FP_GLIBC_MMAP_CHUNKS, NULL);
+    return 1;
 }
 #endif
 
 __attribute__((constructor)) static void probe_malloc(void) {
 #ifdef ZM_PRELOAD
-    size_t (*usable)(void *) = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
-    if (usable) glibc_usable_size = usable;
+    find_glibc_usable_size();
 #endif
     malloc_is_glibcs = find_glibc_malloc();
 #ifdef ZM_GLIBC_CHUNKS
-    zm__glibc_chunks_ok = malloc_is_glibcs && chunk_reads_agree();
+    if (!malloc_is_glibcs) {
+        zm__fp_note(ZM_FP_GLIBC_HEAP_CHUNKS, "malloc is not glibc's");
+    } else {
+        /* Both kinds, or neither: the read has no branch per kind. */
+        zm__glibc_chunks_ok = heap_chunks_agree() && mmap_chunks_agree();
+    }
 #ifdef ZM_GLIBC_TCACHE
-    if (!zm__os_valgrind_replaces_malloc()) zm__gtc_setup(); /* sets the floor: the free copy */
-#elif !defined(ZM_PRELOAD)
+    zm__gtc_setup(); /* sets the floor: the free copy */
+#else
+#ifdef __x86_64__
+    zm__fp_allowed(ZM_FP_GLIBC_TCACHE); /* notes why not */
+#else
+    zm__fp_note(ZM_FP_GLIBC_TCACHE, "x86-64 only");
+#endif
+#ifndef ZM_PRELOAD
     if (zm__glibc_chunks_ok) zm__glibc_inline_floor = 1;
+#endif
 #endif
 #ifdef ZM_PRELOAD
     if (!zm__glibc_chunks_ok) {

@@ -42,16 +42,22 @@ void __libc_free(void *);
 
 #ifdef ZM_GLIBC_CHUNKS
 extern ZM_HIDDEN int zm__glibc_chunks_ok;
+/* The size-word bit that costs an mmapped chunk a second header word: 2
+ * (IS_MMAPPED) where it does (glibc up to 2.42), 0 where an mmapped chunk's
+ * usable size is the chunk less one word like a heap chunk's (2.43). Learnt
+ * at load from a real mmapped block (libc.c); heap and mmapped chunks are
+ * checked apart. */
+extern ZM_HIDDEN size_t zm__glibc_mmap_bit;
 
 /* glibc's chunk size word: size | NON_MAIN_ARENA 4 | IS_MMAPPED 2 | PREV_INUSE 1.
- * An mmapped chunk gives up two words to headers, a heap chunk one. */
+ * A heap chunk gives up one word to its header; an mmapped chunk one or two. */
 static inline size_t zm__glibc_chunk_usable(const void *p) {
     /* The word is glibc's, outside the caller's block: hide where the pointer
      * came from so the compiler does not judge it against the block's bounds. */
     const size_t *at = p;
     __asm__("" : "+r"(at));
     size_t word = at[-1];
-    return (word & ~(size_t)7) - sizeof(size_t) - ((word & 2) >> 1) * sizeof(size_t);
+    return (word & ~(size_t)7) - sizeof(size_t) - (word & zm__glibc_mmap_bit) * (sizeof(size_t) / 2);
 }
 #endif
 
