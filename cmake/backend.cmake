@@ -69,6 +69,15 @@ else()
 endif()
 
 set(ZM_BACKEND_SOURCES src/backends/${ZMALLOC_BACKEND}.c ${ZM_BACKEND_SOURCES_EXTRA})
+# jemalloc's controls and the defragmentation hint (zmalloc.h): the private
+# jemalloc's, or the answers of a backend without them.
+if(ZM_JE_PRIVATE_OBJECT)
+  list(APPEND ZM_BACKEND_SOURCES src/backends/jemalloc_ctl.c src/backends/jemalloc_defrag.c)
+  set(ZMALLOC_JEMALLOC ON)
+  set(HAVE_DEFRAG ON)
+else()
+  list(APPEND ZM_BACKEND_SOURCES src/backends/jemalloc_none.c)
+endif()
 # Without the copies of allocators' fast paths (zm_fast_paths() says so);
 # the portable tier stays.
 if(NOT ZMALLOC_FAST_PATHS)

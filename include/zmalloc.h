@@ -276,11 +276,59 @@ ZM_EXPORT void zm_madvise_dontneed(void *ptr);
  * it has one (jemalloc), so that a block moved by an active defragmenter
  * comes from the arena's current slabs. Elsewhere they are zm_malloc() and
  * zm_free(). zm_malloc_no_tcache() fails as zm_malloc() does (OOM handler);
- * zm_free_no_tcache() takes only blocks from zm_malloc_no_tcache().
- * Redis's and Valkey's HAVE_DEFRAG is not defined by this header: in their
- * code it also promises je_get_defrag_hint() from their patched jemalloc. */
+ * zm_free_no_tcache() takes only blocks from zm_malloc_no_tcache(). Both
+ * are counted exactly, as zm_malloc() and zm_free() are. */
 ZM_EXPORT ZM_ATTR_MALLOC ZM_ATTR_ALLOC_SIZE(1) void *zm_malloc_no_tcache(size_t size);
 ZM_EXPORT void zm_free_no_tcache(void *ptr);
+
+/* ------------------------------------------------------------------------
+ * Active defragmentation and jemalloc's own controls
+ *
+ * On the private jemalloc backend (the jemalloc backend's default),
+ * zmalloc_config.h defines ZMALLOC_JEMALLOC and HAVE_DEFRAG, and these
+ * functions reach that jemalloc (Debian's stock 5.3). Elsewhere they exist
+ * too, and answer as each comment says.
+ *
+ * To defragment: for each live block p, if zm_defrag_hint(p), copy it into
+ * q = zm_malloc_no_tcache(zm_size(p)), zm_free_no_tcache(p), and use q from
+ * then on. Moving the blocks the hint names empties the least used slabs,
+ * whose pages jemalloc can then give back (zm_purge() does it at once).
+ * ---------------------------------------------------------------------- */
+
+/* 1 when moving the live block ptr would likely help the allocator give
+ * memory back, else 0. The rule is Redis's patched jemalloc's
+ * (je_get_defrag_hint): ptr is a small block in a slab that is neither full
+ * nor its bin's current slab (where new blocks come from), and that slab
+ * holds no more blocks than the average non-full slab of its bin plus 12.5%.
+ * Always 0 for NULL, for large blocks, and where HAVE_DEFRAG is not defined.
+ * ptr must be a live block of this library. Thread-safe: it reads jemalloc's
+ * figures under jemalloc's own locks, so the answer may be stale by the time
+ * the caller acts on it (moving a block is always safe, only maybe useless). */
+ZM_EXPORT int zm_defrag_hint(void *ptr);
+/* jemalloc's mallctl(), mallctlnametomib() and mallctlbymib(), as its manual
+ * describes them (read and write controls such as "arenas.page",
+ * "stats.allocated", "thread.tcache.flush", "background_thread"). They return
+ * 0 or an errno value: ENOENT for a name jemalloc does not have, and always
+ * ENOENT where ZMALLOC_JEMALLOC is not defined. Thread-safe as jemalloc's
+ * are. Controls that free or move blocks behind the caller's back
+ * ("arena.<i>.reset", "arena.<i>.destroy") must not be used on arenas that
+ * hold zmalloc's blocks: they would leave the accounting wrong. */
+ZM_EXPORT int zm_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+ZM_EXPORT int zm_mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
+ZM_EXPORT int zm_mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
+                              void *newp, size_t newlen);
+/* jemalloc's malloc_stats_print(): its statistics report, written through
+ * write_cb(cbopaque, text) in pieces (to stderr when write_cb is NULL); opts
+ * as in jemalloc's manual, NULL for all. Where ZMALLOC_JEMALLOC is not
+ * defined it writes one line saying there are no such statistics (nothing
+ * when write_cb is NULL). Thread-safe. */
+ZM_EXPORT void zm_malloc_stats_print(void (*write_cb)(void *, const char *), void *cbopaque,
+                                     const char *opts);
+/* jemalloc's nallocx(): the usable size zm_malloc(size) would get (flags as
+ * jemalloc's MALLOCX_* flags, 0 for none), so zm_size() of such a block.
+ * Returns 0 for a size jemalloc cannot serve, and always 0 where
+ * ZMALLOC_JEMALLOC is not defined. Thread-safe. */
+ZM_EXPORT size_t zm_nallocx(size_t size, int flags);
 
 /* ------------------------------------------------------------------------
  * The Redis / Valkey names.

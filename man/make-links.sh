@@ -19,7 +19,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 header=$here/../include/zmalloc.h
-pages=(zmalloc.3 zmalloc_used_memory.3 zmalloc_get_rss.3)
+pages=(zmalloc.3 zmalloc_used_memory.3 zmalloc_get_rss.3 zm_defrag_hint.3)
 check=0
 [[ ${1:-} == --check ]] && check=1
 

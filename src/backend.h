@@ -91,4 +91,19 @@ ZM_HIDDEN void zm__be_background_thread(int enable);
 /* Returns 0 on success, -1 (errno set) on failure. */
 ZM_HIDDEN int zm__be_purge(void);
 
+/* jemalloc's own controls and the defragmentation hint, for the public
+ * functions of src/jemalloc_api.c. The private jemalloc has them
+ * (backends/jemalloc_ctl.c, backends/jemalloc_defrag.c); every other backend
+ * gets backends/jemalloc_none.c, where the controls answer ENOENT, the hint 0
+ * and nallocx 0. */
+ZM_HIDDEN int zm__be_defrag_hint(const void *p);
+ZM_HIDDEN int zm__be_mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp,
+                             size_t newlen);
+ZM_HIDDEN int zm__be_mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
+ZM_HIDDEN int zm__be_mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
+                                  void *newp, size_t newlen);
+ZM_HIDDEN void zm__be_stats_print(void (*write_cb)(void *, const char *), void *cbopaque,
+                                  const char *opts);
+ZM_HIDDEN size_t zm__be_nallocx(size_t size, int flags);
+
 #endif

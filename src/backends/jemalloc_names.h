@@ -28,6 +28,8 @@ ZM_HIDDEN int zm__jep_mallctl(const char *name, void *oldp, size_t *oldlenp, voi
 ZM_HIDDEN int zm__jep_mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
 ZM_HIDDEN int zm__jep_mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
                                    void *newp, size_t newlen);
+ZM_HIDDEN void zm__jep_malloc_stats_print(void (*write_cb)(void *, const char *), void *cbopaque,
+                                          const char *opts);
 #ifdef __cplusplus
 }
 #endif
@@ -40,5 +42,6 @@ ZM_HIDDEN int zm__jep_mallctlbymib(const size_t *mib, size_t miblen, void *oldp,
 #define mallctl zm__jep_mallctl
 #define mallctlnametomib zm__jep_mallctlnametomib
 #define mallctlbymib zm__jep_mallctlbymib
+#define malloc_stats_print zm__jep_malloc_stats_print
 
 #endif
