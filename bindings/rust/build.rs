@@ -29,11 +29,8 @@ fn main() {
     let system = env::var("ZMALLOC_SYSTEM").map(|v| !v.is_empty() && v != "0").unwrap_or(false);
     let backend = backend();
 
-    let (libs, include_dir) = if system || !in_repo {
-        installed(&backend)
-    } else {
-        built_here(&repo, &backend)
-    };
+    let (libs, include_dir) =
+        if system || !in_repo { installed(&backend) } else { built_here(&repo, &backend) };
     for flag in libs {
         link(&flag);
     }
@@ -83,10 +80,12 @@ fn built_here(repo: &Path, backend: &str) -> (Vec<String>, PathBuf) {
     ];
     run(Command::new("cmake").arg("-S").arg(repo).arg("-B").arg(&build).args(&configure));
     let jobs = env::var("NUM_JOBS").unwrap_or_else(|_| "2".to_string());
-    run(Command::new("cmake")
-        .arg("--build")
-        .arg(&build)
-        .args(["--target", "zmalloc_static", "-j", &jobs]));
+    run(Command::new("cmake").arg("--build").arg(&build).args([
+        "--target",
+        "zmalloc_static",
+        "-j",
+        &jobs,
+    ]));
     let pc = fs::read_to_string(build.join("zmalloc-static.pc")).expect("zmalloc-static.pc");
     let line = pc
         .lines()

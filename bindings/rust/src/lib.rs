@@ -353,9 +353,7 @@ pub fn allocator() -> &'static str {
 /// assert_eq!(zmalloc::version().split('.').count(), 3);
 /// ```
 pub fn version() -> &'static str {
-    unsafe { CStr::from_ptr(ffi::zm_version()) }
-        .to_str()
-        .unwrap_or("?")
+    unsafe { CStr::from_ptr(ffi::zm_version()) }.to_str().unwrap_or("?")
 }
 
 /// The allocator's own statistics, in bytes; `None` for a figure the

@@ -29,9 +29,8 @@ fn size_of_block(p: *mut u8) -> usize {
 }
 
 const ALIGNS: [usize; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
-const SIZES: [usize; 17] = [
-    0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 100, 1000, 4095, 4096, 4097, 100_000,
-];
+const SIZES: [usize; 17] =
+    [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 100, 1000, 4095, 4096, 4097, 100_000];
 
 #[test]
 fn usable_blocks_count_exactly() {

@@ -59,10 +59,16 @@ fn hashmap_workload_counted_and_back_to_base() {
     let tables: usize =
         maps.iter().map(|m| m.capacity() * size_of::<(String, Vec<u8>)>()).sum::<usize>()
             + size_of::<Map>() * THREADS; // the Vec<Map> itself
-    // Every block is counted; the rest is the tables, at their size or a
-    // little more (control bytes, the allocator's rounding).
+                                          // Every block is counted; the rest is the tables, at their size or a
+                                          // little more (control bytes, the allocator's rounding).
     assert!(used >= in_blocks + tables, "used {} < blocks {} + tables {}", used, in_blocks, tables);
-    assert!(used <= in_blocks + 2 * tables, "used {} > blocks {} + 2 * {}", used, in_blocks, tables);
+    assert!(
+        used <= in_blocks + 2 * tables,
+        "used {} > blocks {} + 2 * {}",
+        used,
+        in_blocks,
+        tables
+    );
 
     // Dropped by other threads than those that built them.
     let droppers: Vec<_> = maps.into_iter().map(|m| thread::spawn(move || drop(m))).collect();
