@@ -184,6 +184,36 @@ static void test_freed_on_another_thread(void **state) {
     assert_int_equal(zm_used_memory(), base);
 }
 
+/* Sizes that are multiples of the alignment, in new threads: mimalloc
+ * 2.0.9's mi_malloc_aligned() returned such blocks misaligned there. */
+static void *multiples(void *arg) {
+    (void)arg;
+    for (int round = 0; round < 20; round++)
+        for (int lg = 0; lg <= MAX_ALIGN_LOG; lg++)
+            for (size_t k = 1; k <= 4; k *= 2) {
+                size_t align = (size_t)1 << lg;
+                void *p = zm_try_malloc_aligned(align, k * align);
+                int ok = p && (uintptr_t)p % align == 0;
+                zm_free(p);
+                if (!ok) return NULL;
+            }
+    return arg;
+}
+
+static void test_size_multiple_of_alignment(void **state) {
+    (void)state;
+    size_t base = zm_used_memory();
+    static int tokens[4];
+    pthread_t t[4];
+    void *result[4];
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&t[i], NULL, multiples, &tokens[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], &result[i]), 0);
+        assert_ptr_equal(result[i], &tokens[i]);
+    }
+    assert_int_equal(zm_used_memory(), base);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_alignment_exact),
@@ -191,6 +221,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(test_failures_limit_and_oom, zt_reset_settings),
         cmocka_unit_test(test_realloc_and_other_frees),
         cmocka_unit_test(test_freed_on_another_thread),
+        cmocka_unit_test(test_size_multiple_of_alignment),
     };
     return zt_run(tests, argc, argv, NULL, NULL);
 }

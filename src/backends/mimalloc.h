@@ -201,10 +201,19 @@ static inline void zm__be_free_sized(void *p, size_t size) {
     mi_free(p);
 }
 
-/* align: a power of two. */
+/* align: a power of two. mimalloc 2.0.9's mi_malloc_aligned() may return a
+ * block that is not aligned when size is a multiple of align (it then takes
+ * a plain block, trusting its size classes to be naturally aligned, which a
+ * page's first blocks need not be): such a block goes back, and size + 1,
+ * no multiple, takes its over-allocating path. */
 #define ZM_BE_MEMALIGN 1
 static inline void *zm__be_memalign(size_t align, size_t size, size_t *usable) {
-    return zm__be_done(mi_malloc_aligned(size, align), usable);
+    void *p = mi_malloc_aligned(size, align);
+    if (zm_unlikely(p != NULL && ((uintptr_t)p & (align - 1)) != 0)) {
+        mi_free(p);
+        p = mi_malloc_aligned(size + 1, align);
+    }
+    return zm__be_done(p, usable);
 }
 
 static inline void *zm__be_raw_malloc(size_t size) { return mi_malloc(size); }

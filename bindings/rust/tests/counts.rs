@@ -166,7 +166,7 @@ fn counts_exact_across_threads_and_cross_thread_frees() {
                         let align = ALIGNS[(i + t) % ALIGNS.len()];
                         let layout = Layout::from_size_align((i * 13) % 3000, align).unwrap();
                         let p = unsafe { Zmalloc.alloc(layout) };
-                        assert!(!p.is_null() && p as usize % align == 0);
+                        assert!(!p.is_null() && p as usize % align == 0, "{:?}: {:?}", layout, p);
                         Sent(p as usize, layout)
                     })
                     .collect::<Vec<_>>()
