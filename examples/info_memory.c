@@ -203,6 +203,9 @@ static void info_memory(const char *when) {
     field("used_memory_rss", rss);
     printf("mem_fragmentation_ratio:%.2f\n", zmalloc_get_fragmentation_ratio(rss));
     printf("mem_allocator:%s\n", ZMALLOC_LIB);
+    char fast[1024];
+    zm_fast_paths(fast, sizeof fast);
+    printf("zmalloc_fast_paths:%s\n", fast);
 
     static const struct {
         const char *name;
@@ -239,7 +242,14 @@ static void oom(size_t size) {
     exit(1);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--fast-paths") == 0) {
+        /* Only which fast paths run here, and why the others do not. */
+        char fast[1024];
+        zm_fast_paths(fast, sizeof fast);
+        printf("%s: %s\n", ZMALLOC_LIB, fast);
+        return 0;
+    }
     zmalloc_set_oom_handler(oom);
     /* A hard cap the workload stays far below (it peaks around 40 MB); it is
      * what the report shows as maxmemory. */

@@ -46,23 +46,28 @@ make_root() {
 }
 
 # Mounts /proc, /dev and /sys in the root and the repository at /src, runs
-# the command, and always unmounts, in reverse order.
+# the command, and always unmounts, in reverse order (leftovers of a run that
+# was killed are unmounted first).
+mounted=()
+unmount_all() {
+  local i
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
+  mounted=()
+}
 run_in_root() {
-  local src mounted=()
+  local src m
   src=$(cd "$(dirname "$0")/.." && pwd)
-  cleanup() {
-    local i
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
-  }
-  trap cleanup EXIT
-  mkdir -p "$root/src"
+  for m in src dev sys proc; do
+    if mountpoint -q "$root/$m"; then umount -l "$root/$m" || true; fi
+  done
+  trap unmount_all EXIT
+  mkdir -p "$root/src" "$root/tmp" && chmod 1777 "$root/tmp"
   mount --bind "$src" "$root/src" && mounted+=("$root/src")
   mount -t proc proc "$root/proc" && mounted+=("$root/proc")
   mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev" && mounted+=("$root/dev")
   mount -t sysfs sys "$root/sys" && mounted+=("$root/sys")
-  mkdir -p "$root/tmp" && chmod 1777 "$root/tmp"
   chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    CI="${CI:-}" bash -c "cd /src && $1"
+    CI="${CI:-}" ZMALLOC_FAST_PATHS="${ZMALLOC_FAST_PATHS:-}" bash -c "cd /src && $1"
 }
 
 case $cmd in

@@ -87,16 +87,27 @@ int zm__fp_is_on(enum zm__fp fp) {
            atomic_load_explicit(&entries[fp].state, memory_order_acquire) == ON;
 }
 
+/* Appends s to buf at *at, cut to len (the length still counts). */
+static void append(char *buf, size_t len, size_t *at, const char *s) {
+    for (; *s; s++, (*at)++)
+        if (*at + 1 < len) buf[*at] = *s;
+}
+
+/* By hand, not snprintf: zmrun's preload library prints the report from a
+ * signal handler too. */
 size_t zm__fp_format(char *buf, size_t len) {
-    size_t need = 0;
-    if (len) buf[0] = '\0';
+    size_t at = 0;
     for (int i = 0; i < ZM_FP_COUNT; i++) {
         int st = atomic_load_explicit(&entries[i].state, memory_order_acquire);
         if (st == UNSEEN) continue;
-        int n = snprintf(need < len ? buf + need : NULL, need < len ? len - need : 0,
-                         st == ON ? "%s%s: on" : "%s%s: off (%s)", need ? "; " : "", names[i],
-                         entries[i].why);
-        if (n > 0) need += (size_t)n;
+        if (at) append(buf, len, &at, "; ");
+        append(buf, len, &at, names[i]);
+        append(buf, len, &at, st == ON ? ": on" : ": off (");
+        if (st == OFF) {
+            append(buf, len, &at, entries[i].why);
+            append(buf, len, &at, ")");
+        }
     }
-    return need;
+    if (len) buf[at < len ? at : len - 1] = '\0';
+    return at;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "fast_path.h"
 #include "os.h"
 #include "zmalloc.h"
 
@@ -106,9 +107,38 @@ static int size_classes_agree(void) {
 }
 
 #ifdef ZM_JE_PRIVATE
+#ifdef ZM_JE_FAST
+size_t zm__jef_max;
+uintptr_t zm__jef_floor = UINTPTR_MAX;
+
+/* The copies were checked at build time against the very object linked in
+ * (jemalloc_fast_check.c); at load only the switch and the version remain. */
+static void open_fast_paths(void) {
+    static const char *const verified[] = {ZM_JEF_VERSION, NULL};
+    const char *version = NULL;
+    size_t len = sizeof version;
+    if (mallctl("version", &version, &len, NULL, 0) != 0) version = NULL;
+    if (!zm__fp_allowed(ZM_FP_JEMALLOC_COPIES) ||
+        !zm__fp_version(ZM_FP_JEMALLOC_COPIES, "jemalloc", version, verified))
+        return;
+    zm__jef_max = ZM_JEF_MAX_REQUEST;
+    zm__jef_floor = 1;
+    zm__fp_note(ZM_FP_JEMALLOC_COPIES, NULL);
+}
+#else
+static void open_fast_paths(void) {
+#ifdef ZM_JEF_BUILD_NOTE
+    zm__fp_note(ZM_FP_JEMALLOC_COPIES, "%s", ZM_JEF_BUILD_NOTE);
+#else
+    zm__fp_note(ZM_FP_JEMALLOC_COPIES, "not built for this target");
+#endif
+}
+#endif
+
 __attribute__((constructor)) static void probe_jemalloc(void) {
     find_counters();
     zm__je_classes_ok = size_classes_agree();
+    open_fast_paths();
     after_mallctl();
 }
 #else

@@ -14,11 +14,16 @@
  * slabs, full ones too), and the address of the bin's current slab. It does
  * not say how many of the bin's slabs are full: the statistics do (curslabs
  * minus nonfull_slabs, which counts the current slab too), as of the last
- * "epoch". So this file keeps that count per arena and bin, refreshed from
- * the statistics at most every REFRESH_NS; "arenas.lookup" names a block's
- * arena. A count that lags counts slabs filled since as non-full, which
- * raises the average: the hint then names more blocks, but never one in a
- * full slab, so a moved block stays put. */
+ * "epoch". So this file keeps that count per arena and bin, copied from the
+ * statistics whenever their epoch has moved (looked at every CHECK_NS);
+ * "arenas.lookup" names a block's arena. Redis and Valkey move the epoch on
+ * every cron tick (zmalloc_get_allocator_info); only when nobody has for
+ * OWN_EPOCH_NS does the hint move it itself, because moving it waits for
+ * jemalloc's background threads to finish purging, which may take tens of
+ * milliseconds inside a defragmentation cycle. A count that lags counts
+ * slabs filled since as non-full, which raises the average: the hint then
+ * names more blocks, but never one in a full slab, so a moved block stays
+ * put. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -26,7 +31,8 @@
 
 #include "backend.h"
 
-#define REFRESH_NS 10000000L /* 10 ms */
+#define CHECK_NS 10000000L       /* 10 ms */
+#define OWN_EPOCH_NS 1000000000L /* 1 s */
 #define MAX_ARENAS 256       /* arenas past these use a count of 0 (all slabs) */
 #define MAX_BINS 64          /* small size classes: 36 with 4 KiB pages */
 
@@ -47,9 +53,11 @@ static struct {
     int ok;
 } ctl;
 
-/* Full slabs (the current one included) per arena and bin, as of refreshed. */
+/* Full slabs (the current one included) per arena and bin, as of epoch. */
 static _Atomic uint32_t full_slabs[MAX_ARENAS][MAX_BINS];
-static _Atomic int64_t refreshed = INT64_MIN;
+static uint64_t epoch = UINT64_MAX; /* under refreshing; UINT64_MAX: never looked */
+static int64_t epoch_moved;         /* under refreshing: when the hint saw it move */
+static _Atomic int64_t checked = INT64_MIN;
 static pthread_mutex_t refreshing = PTHREAD_MUTEX_INITIALIZER;
 
 static int done(int rc) {
@@ -94,25 +102,33 @@ static size_t stat_of(size_t *m, unsigned arena, unsigned bin) {
     return mallctlbymib(m, 6, &v, &len, NULL, 0) == 0 ? v : 0;
 }
 
-/* One thread refreshes; the others go on with the counts they find. */
+static void copy_counts(void) {
+    unsigned narenas = 0;
+    size_t len = sizeof narenas, curslabs[6], nonfull[6];
+    if (mallctl("arenas.narenas", &narenas, &len, NULL, 0) != 0) return;
+    for (int k = 0; k < 6; k++) curslabs[k] = ctl.curslabs[k], nonfull[k] = ctl.nonfull[k];
+    for (unsigned i = 0; i < narenas && i < MAX_ARENAS; i++)
+        for (unsigned j = 0; j < ctl.nbins; j++) {
+            size_t all = stat_of(curslabs, i, j), open = stat_of(nonfull, i, j);
+            atomic_store_explicit(&full_slabs[i][j], (uint32_t)(all > open ? all - open : 0),
+                                  memory_order_relaxed);
+        }
+}
+
+/* One thread looks; the others go on with the counts they find. */
 static void refresh(int64_t t) {
     if (pthread_mutex_trylock(&refreshing) != 0) return;
-    uint64_t epoch = 1;
-    size_t len = sizeof epoch;
-    unsigned narenas = 0;
-    size_t nlen = sizeof narenas;
-    if (mallctlbymib(ctl.epoch, 1, &epoch, &len, &epoch, len) == 0 &&
-        mallctl("arenas.narenas", &narenas, &nlen, NULL, 0) == 0) {
-        size_t curslabs[6], nonfull[6];
-        for (int k = 0; k < 6; k++) curslabs[k] = ctl.curslabs[k], nonfull[k] = ctl.nonfull[k];
-        for (unsigned i = 0; i < narenas && i < MAX_ARENAS; i++)
-            for (unsigned j = 0; j < ctl.nbins; j++) {
-                size_t all = stat_of(curslabs, i, j), open = stat_of(nonfull, i, j);
-                atomic_store_explicit(&full_slabs[i][j], (uint32_t)(all > open ? all - open : 0),
-                                      memory_order_relaxed);
-            }
+    uint64_t e = 0;
+    size_t len = sizeof e;
+    int read = mallctlbymib(ctl.epoch, 1, &e, &len, NULL, 0) == 0;
+    if (read && (epoch == UINT64_MAX || (e == epoch && t - epoch_moved >= OWN_EPOCH_NS)))
+        read = mallctlbymib(ctl.epoch, 1, &e, &len, &e, len) == 0; /* moves it */
+    if (read && e != epoch) {
+        copy_counts();
+        epoch = e;
+        epoch_moved = t;
     }
-    atomic_store_explicit(&refreshed, t, memory_order_relaxed);
+    atomic_store_explicit(&checked, t, memory_order_relaxed);
     pthread_mutex_unlock(&refreshing);
 }
 
@@ -155,6 +171,6 @@ int zm__be_defrag_hint(const void *p) {
     len = sizeof arena;
     if (mallctlbymib(ctl.lookup, 2, &arena, &len, (void *)&p, sizeof p) != 0) return done(0);
     int64_t t = now_ns();
-    if (t - atomic_load_explicit(&refreshed, memory_order_relaxed) >= REFRESH_NS) refresh(t);
+    if (t - atomic_load_explicit(&checked, memory_order_relaxed) >= CHECK_NS) refresh(t);
     return done(below_average(&u, full_slabs_of(arena, u.size / u.nregs)));
 }

@@ -63,6 +63,20 @@ extern ZM_HIDDEN const size_t zm__jep_sz_index2size_tab[];
 /* The largest request jemalloc's fast path serves (SC_LOOKUP_MAXCLASS). */
 #define ZM_JEF_MAX_REQUEST 4096
 
+/* The gates, opened by jemalloc.c at load (fast_path.h: unless switched off,
+ * and only for the version checked at build time): requests up to
+ * zm__jef_max take the malloc copy (ZM_JEF_MAX_REQUEST when open, else 0);
+ * pointers at or above zm__jef_floor take the free copy (1 when open, else
+ * UINTPTR_MAX: one compare covers NULL too). The build-time check runs the
+ * copies with the gates open. */
+#ifdef ZM_JEF_CHECK
+#define zm__jef_max ((size_t)ZM_JEF_MAX_REQUEST)
+#define zm__jef_floor ((uintptr_t)1)
+#else
+extern ZM_HIDDEN size_t zm__jef_max;
+extern ZM_HIDDEN uintptr_t zm__jef_floor;
+#endif
+
 typedef uint64_t __attribute__((may_alias)) zm__jef_u64;
 typedef uint16_t __attribute__((may_alias)) zm__jef_u16;
 typedef void **__attribute__((may_alias)) zm__jef_head;
@@ -74,7 +88,7 @@ typedef void **__attribute__((may_alias)) zm__jef_head;
  * cannot know that a popped block is never NULL.) The counter store is atomic
  * (relaxed: a plain store on x86-64) because readers in other threads load it. */
 ZM_INLINE int zm__jef_malloc(size_t size, uint64_t threshold, void **out, size_t *usable) {
-    if (zm_unlikely(size > ZM_JEF_MAX_REQUEST)) return 0;
+    if (zm_unlikely(size > zm__jef_max)) return 0;
     unsigned ind = zm__jep_sz_size2index_tab[(size + 7) >> 3];
     size_t usize = zm__jep_sz_index2size_tab[ind];
     unsigned char *tsd = zm__jep_tsd_tls;
@@ -117,6 +131,7 @@ ZM_INLINE int zm__jef_leaf_bits(const void *ptr, uint64_t *bits) {
 ZM_INLINE int zm__jef_free(void *ptr) {
     unsigned char *tsd = zm__jep_tsd_tls;
     uint64_t bits;
+    if (zm_unlikely((uintptr_t)ptr < zm__jef_floor)) return 0;
     if (zm_unlikely(!zm__jef_leaf_bits(ptr, &bits) || !(bits & 1))) return 0;
     unsigned ind = (unsigned)(bits >> 48);
     uint64_t after = *(zm__jef_u64 *)(tsd + ZM_JEF_DEALLOCATED) + zm__jep_sz_index2size_tab[ind];

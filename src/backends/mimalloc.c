@@ -2,11 +2,13 @@
  * statistics, so the only allocator figure it has is the memory it has
  * committed (mi_process_info). It has no background thread to switch. */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <mimalloc.h>
 
 #include "backend.h"
+#include "fast_path.h"
 #include "os.h"
 #include "zmalloc.h"
 
@@ -18,13 +20,6 @@ size_t zm__mi_table_bound;
 size_t zm__mi_fast_bound;
 intptr_t zm__mi_heap_tpoff;
 
-/* The build whose layout zm__mi_fast_malloc() reads: Debian 12's
- * libmimalloc.so.2.0 (mimalloc 2.0.9-3), where the GOT word at 0x1bfc0 holds
- * the thread-pointer offset of its default heap (read off mi_malloc). */
-static const unsigned char known_build_id[20] = {
-    0xd0, 0x7f, 0x4e, 0x7d, 0xc9, 0xa0, 0x39, 0xfc, 0xbe, 0x77,
-    0x47, 0xf4, 0x16, 0x47, 0x6b, 0xd6, 0x5c, 0xb4, 0x8e, 0x8b};
-#define KNOWN_HEAP_TPOFF_GOT 0x1bfc0
 
 /* The page read gives mi_usable_size()'s answer, or 0 (ask it). */
 static int page_read_agrees(const void *p) {
@@ -32,24 +27,21 @@ static int page_read_agrees(const void *p) {
     return n == 0 || n == mi_usable_size(p);
 }
 
-/* Walks the bins up to 1 MiB, checking both ends of each against real
- * blocks; stops at the first disagreement, so zm__mi_bins_max only covers
- * bins that agreed. The page read is checked on the same blocks. */
-static int probe_bins(void) {
+/* Walks the bins up to 1 MiB with mimalloc's public calls only, checking
+ * both ends of each against real blocks; stops at the first disagreement,
+ * so zm__mi_bins_max only covers bins that agreed. */
+static void probe_bins(void) {
     size_t n = 0;
-    int pages = 1;
     while (n < ((size_t)1 << 20)) {
         size_t lo = n + 1, hi = zm__mi_bin_size(lo);
         void *a = mi_malloc(lo), *b = mi_malloc(hi);
         int agree = a && b && mi_usable_size(a) == hi && mi_usable_size(b) == hi;
-        pages = pages && a && b && page_read_agrees(a) && page_read_agrees(b);
         mi_free(a);
         mi_free(b);
         if (!agree) break;
         n = hi;
     }
     zm__mi_bins_max = n;
-    return pages && n > 0;
 }
 
 /* Blocks in many pages and slices (small, medium, large), aligned blocks and
@@ -79,12 +71,24 @@ static int probe_pages(void) {
     return ok;
 }
 
-/* The table, from the formula, once probe_bins() has checked the formula
- * against real blocks beyond the table's last entry. */
+/* The table, learnt from real blocks with public calls (any mimalloc
+ * release, whatever its bins): both ends of each 8-byte step must get the
+ * same usable size, at least the request. */
 static void fill_table(void) {
-    if (zm__mi_bins_max <= ZM_MI_TABLE_MAX) return;
-    for (size_t w = 0; w <= ZM_MI_TABLE_MAX / 8; w++) zm__mi_table[w] = (uint16_t)zm__mi_bin_size(w * 8);
+    for (size_t w = 0; w <= ZM_MI_TABLE_MAX / 8; w++) {
+        void *lo = mi_malloc(w ? w * 8 - 7 : 0), *hi = mi_malloc(w * 8);
+        size_t u = lo && hi ? mi_usable_size(hi) : 0;
+        int ok = u != 0 && u == mi_usable_size(lo) && u >= w * 8 && u <= UINT16_MAX;
+        mi_free(lo);
+        mi_free(hi);
+        if (!ok) {
+            zm__fp_note(ZM_FP_MIMALLOC_SIZES, "trial disagreed: request %zu", w * 8);
+            return;
+        }
+        zm__mi_table[w] = (uint16_t)u;
+    }
     zm__mi_table_bound = ZM_MI_TABLE_MAX + 1;
+    zm__fp_note(ZM_FP_MIMALLOC_SIZES, NULL);
 }
 
 /* Turns zm__mi_fast_malloc() on: the known build, its TLS word giving the
@@ -93,17 +97,33 @@ static void fill_table(void) {
  * the page's free list, read before), moving the page's count of used blocks
  * by one and reporting mi_usable_size(). Every word count must have been
  * tried at least once. */
+#if MI_MALLOC_VERSION < 300
+/* The build whose layout zm__mi_fast_malloc() reads: Debian 12's
+ * libmimalloc.so.2.0 (mimalloc 2.0.9-3), where the GOT word at 0x1bfc0 holds
+ * the thread-pointer offset of its default heap (read off mi_malloc). */
+static const unsigned char known_build_id[20] = {
+    0xd0, 0x7f, 0x4e, 0x7d, 0xc9, 0xa0, 0x39, 0xfc, 0xbe, 0x77,
+    0x47, 0xf4, 0x16, 0x47, 0x6b, 0xd6, 0x5c, 0xb4, 0x8e, 0x8b};
+#define KNOWN_HEAP_TPOFF_GOT 0x1bfc0
+
 static void find_fast_malloc(void) {
-    if (zm__os_valgrind_replaces_malloc() || !zm__mi_pages_ok) return;
+    if (!zm__fp_allowed(ZM_FP_MIMALLOC_COPIES)) return;
+    if (!zm__mi_pages_ok) {
+        zm__fp_note(ZM_FP_MIMALLOC_COPIES, "needs the page read");
+        return;
+    }
     uintptr_t base;
     if (!zm__os_object_has_build_id((const void *)&mi_malloc, known_build_id, sizeof known_build_id,
-                                    &base))
+                                    &base)) {
+        zm__fp_note(ZM_FP_MIMALLOC_COPIES, "build id differs");
         return;
+    }
     memcpy(&zm__mi_heap_tpoff, (const void *)(base + KNOWN_HEAP_TPOFF_GOT), sizeof zm__mi_heap_tpoff);
     mi_free(mi_malloc(8)); /* sets up this thread's heap */
     unsigned char *heap = zm__mi_heap();
     if (heap != (unsigned char *)mi_heap_get_default()) {
         zm__mi_heap_tpoff = 0;
+        zm__fp_note(ZM_FP_MIMALLOC_COPIES, "trial disagreed: the default heap");
         return;
     }
     /* The trial calls the pop directly; the gate (zm__mi_fast_bound) opens
@@ -133,11 +153,18 @@ static void find_fast_malloc(void) {
     for (size_t w = 0; w <= 1024 / 8; w++) ok = ok && tried[w];
     if (!ok) {
         zm__mi_heap_tpoff = 0;
+        zm__fp_note(ZM_FP_MIMALLOC_COPIES, "trial disagreed: the malloc copy");
         return;
     }
     atomic_signal_fence(memory_order_seq_cst); /* x86-64 keeps the stores in order */
     zm__mi_fast_bound = 1025;
 }
+#else
+/* mimalloc 3 moved the thread's heap and the page's fields: no copy. */
+static void find_fast_malloc(void) {
+    zm__fp_note(ZM_FP_MIMALLOC_COPIES, "not written for mimalloc 3's layout");
+}
+#endif
 
 size_t zm__mi_free_other(void *p) {
     if (!p) return 0;
@@ -153,7 +180,6 @@ size_t zm__mi_free_other(void *p) {
  * page's local free list linked to the former head, and counts one block
  * fewer in use, for every word count up to 1 KiB. */
 static void find_local_free(void) {
-    if (zm__mi_fast_bound == 0) return;
     int ok = 1;
     for (size_t n = 8; n <= 1024 && ok; n += 8) {
         void *keep = mi_malloc(n), *p = mi_malloc(n); /* keep: the page has another block in use */
@@ -171,15 +197,35 @@ static void find_local_free(void) {
         mi_free(keep);
     }
     if (ok) zm__mi_inline_floor = 1;
+    zm__fp_note(ZM_FP_MIMALLOC_COPIES, ok ? NULL : "trial disagreed: the free copy");
+}
+
+/* The page read, only on the layout it was read from (mimalloc 2.0.9,
+ * 64-bit), checked before anything is read. */
+static void find_page_read(void) {
+    static const char *const verified[] = {"2.0.9", NULL};
+    /* mi_version(): 209 for 2.0.9 and 301 for 3.0.1, 30600 for 3.6.0. */
+    char version[32];
+    int v = mi_version();
+    if (v >= 10000) snprintf(version, sizeof version, "%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+    else snprintf(version, sizeof version, "%d.%d.%d", v / 100, v / 10 % 10, v % 10);
+    if (!zm__fp_allowed(ZM_FP_MIMALLOC_PAGES) ||
+        !zm__fp_version(ZM_FP_MIMALLOC_PAGES, "mimalloc", version, verified))
+        return;
+    if (sizeof(void *) != 8 || zm__os_valgrind_replaces_malloc()) {
+        zm__fp_note(ZM_FP_MIMALLOC_PAGES, "64-bit builds only, not under valgrind");
+        return;
+    }
+    zm__mi_pages_ok = probe_pages();
+    zm__fp_note(ZM_FP_MIMALLOC_PAGES, zm__mi_pages_ok ? NULL : "trial disagreed");
 }
 
 __attribute__((constructor)) static void probe_mimalloc(void) {
-    int bins_pages = probe_bins();
+    probe_bins();
     fill_table();
-    /* Only the layout it was read from: mimalloc 2.0.9, 64-bit. */
-    zm__mi_pages_ok = sizeof(void *) == 8 && mi_version() == 209 && bins_pages && probe_pages();
+    find_page_read();
     find_fast_malloc();
-    find_local_free();
+    if (zm__mi_fast_bound) find_local_free();
 }
 
 void zm__be_get_stats(zm__be_stats *out) {

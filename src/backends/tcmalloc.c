@@ -1,11 +1,13 @@
 /* tcmalloc's cold calls: statistics through MallocExtension, releasing free
  * memory to the OS. It has no background thread to switch. */
 #include <dlfcn.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <gperftools/malloc_extension_c.h>
 
 #include "backend.h"
+#include "fast_path.h"
 #include "os.h"
 #include "zmalloc.h"
 
@@ -26,17 +28,36 @@ static const unsigned char known_build_id[20] = {
     0x69, 0x74, 0x92, 0x82, 0xf7, 0x5b, 0x18, 0xa1, 0xaa, 0x66};
 #define KNOWN_CACHE_OFFSET 0x2ddc0
 
+/* The tables' size for request n (zm__tc_classes_ok, n <= ZM_TC_LARGE_MAX). */
+static size_t table_size(size_t n) {
+    return n <= ZM_TC_SMALL_MAX ? zm__tc_small[(n + 7) >> 3] : zm__tc_large[(n + 127) >> 7];
+}
+
 /* Turns the class-cache read on: the known build, class sizes learnt from
  * real blocks of every class (freed and taken again, so that tcmalloc's own
  * free has cached their page), and agreement with tc_malloc_size() on blocks
  * of many sizes. */
 static void find_class_cache(void) {
-    if (zm__os_valgrind_replaces_malloc() || !zm__tc_classes_ok) return;
-    uintptr_t base;
-    if (!zm__os_object_has_build_id((const void *)&tc_free, known_build_id, sizeof known_build_id, &base))
+    static const char *const verified[] = {"2.10", NULL};
+    char version[32];
+    int major = 0, minor = 0;
+    const char *patch = "";
+    tc_version(&major, &minor, &patch);
+    snprintf(version, sizeof version, "%d.%d%s", major, minor, patch ? patch : "");
+    if (!zm__fp_allowed(ZM_FP_TCMALLOC_PAGE_CACHE) ||
+        !zm__fp_version(ZM_FP_TCMALLOC_PAGE_CACHE, "gperftools", version, verified))
         return;
+    if (zm__os_valgrind_replaces_malloc() || zm__tc_classes_ok <= 0) {
+        zm__fp_note(ZM_FP_TCMALLOC_PAGE_CACHE, "needs tcmalloc's own blocks and the size table");
+        return;
+    }
+    uintptr_t base;
+    if (!zm__os_object_has_build_id((const void *)&tc_free, known_build_id, sizeof known_build_id, &base)) {
+        zm__fp_note(ZM_FP_TCMALLOC_PAGE_CACHE, "build id differs");
+        return;
+    }
     zm__tc_class_cache = (const volatile uint64_t *)(base + KNOWN_CACHE_OFFSET);
-    for (size_t n = 0; n <= ZM_TC_LARGE_MAX; n = zm__tc_usable_of_request(n) + 1) {
+    for (size_t n = 0; n <= ZM_TC_LARGE_MAX; n = table_size(n) + 1) {
         void *p = tc_malloc(n);
         tc_free(p);
         p = tc_malloc(n);
@@ -44,7 +65,10 @@ static void find_class_cache(void) {
         size_t size = tc_malloc_size(p);
         tc_free(p);
         if (cl >= ZM_TC_CLASSES) continue; /* not cached (a large block): stays asked */
-        if (cl == 0 || (zm__tc_class_size[cl] != 0 && zm__tc_class_size[cl] != size)) return;
+        if (cl == 0 || (zm__tc_class_size[cl] != 0 && zm__tc_class_size[cl] != size)) {
+            zm__fp_note(ZM_FP_TCMALLOC_PAGE_CACHE, "trial disagreed: class of request %zu", n);
+            return;
+        }
         zm__tc_class_size[cl] = (uint32_t)size;
     }
     enum { N = 256 };
@@ -59,22 +83,42 @@ static void find_class_cache(void) {
     }
     for (int i = 0; i < N; i++) tc_free(blocks[i]);
     if (ok) zm__tc_inline_floor = 1;
+    zm__fp_note(ZM_FP_TCMALLOC_PAGE_CACHE, ok ? NULL : "trial disagreed: sizes of random blocks");
+}
+
+/* Whether requests lo and hi both get blocks of c bytes, as tcmalloc's own
+ * size call says of real blocks (tc_nallocx() alone can be wrong: the debug
+ * allocator gives every block exactly its request). */
+static int blocks_agree(size_t lo, size_t hi, size_t c) {
+    void *a = tc_malloc(lo), *b = tc_malloc(hi);
+    int ok = a && b && tc_malloc_size(a) == c && tc_malloc_size(b) == c;
+    tc_free(a);
+    tc_free(b);
+    return ok;
 }
 
 /* Fills the class tables from tc_nallocx(): each step's largest request
- * gives the entry, and its smallest must give the same. */
+ * gives the entry, its smallest must give the same, and real blocks at both
+ * ends must have that size. */
 static int fill_classes(void) {
     for (size_t i = 0; i < sizeof zm__tc_small / sizeof zm__tc_small[0]; i++) {
         size_t hi = i * 8, lo = i ? hi - 7 : 0, c = tc_nallocx(hi, 0);
-        if (c != tc_nallocx(lo, 0) || c > UINT32_MAX) return 0;
+        if (c != tc_nallocx(lo, 0) || c > UINT32_MAX || !blocks_agree(lo, hi, c)) {
+            zm__fp_note(ZM_FP_TCMALLOC_SIZES, "trial disagreed: request %zu", hi);
+            return 0;
+        }
         zm__tc_small[i] = (uint32_t)c;
     }
     for (size_t i = ZM_TC_SMALL_MAX / 128 + 1; i < sizeof zm__tc_large / sizeof zm__tc_large[0]; i++) {
         size_t hi = i * 128, lo = hi - 127 > ZM_TC_SMALL_MAX ? hi - 127 : ZM_TC_SMALL_MAX + 1;
         size_t c = tc_nallocx(hi, 0);
-        if (c != tc_nallocx(lo, 0) || c > UINT32_MAX) return 0;
+        if (c != tc_nallocx(lo, 0) || c > UINT32_MAX || !blocks_agree(lo, hi, c)) {
+            zm__fp_note(ZM_FP_TCMALLOC_SIZES, "trial disagreed: request %zu", hi);
+            return 0;
+        }
         zm__tc_large[i] = (uint32_t)c;
     }
+    zm__fp_note(ZM_FP_TCMALLOC_SIZES, NULL);
     return 1;
 }
 
@@ -105,11 +149,13 @@ static void find_size_lookup(void) {
 }
 
 __attribute__((constructor)) static void probe_tcmalloc(void) {
-    zm__tc_classes_ok = fill_classes();
+    zm__tc_classes_ok = fill_classes() ? 1 : -1;
     find_size_lookup();
     find_class_cache();
 #ifdef ZM_TC_FAST
     zm__tcf_setup();
+#else
+    if (zm__fp_allowed(ZM_FP_TCMALLOC_COPIES)) zm__fp_note(ZM_FP_TCMALLOC_COPIES, "x86-64 only");
 #endif
 }
 

@@ -19,25 +19,31 @@ extern ZM_HIDDEN size_t (*zm__tc_size_of)(void *self, const void *p);
 extern ZM_HIDDEN void *zm__tc_self;
 
 /* Usable sizes by request, as tcmalloc indexes its classes: 8-byte steps up
- * to 1 KiB, 128-byte steps up to 256 KiB (zm__tc_classes_ok: the table agreed
- * with tc_nallocx() at both ends of every step). */
+ * to 1 KiB, 128-byte steps up to 256 KiB (zm__tc_classes_ok: 1 once the table
+ * agreed with tc_nallocx() and real blocks at both ends of every step, -1
+ * where it did not, 0 before the load-time probe). */
 #define ZM_TC_SMALL_MAX 1024
 #define ZM_TC_LARGE_MAX (256 * 1024)
 extern ZM_HIDDEN uint32_t zm__tc_small[ZM_TC_SMALL_MAX / 8 + 1];
 extern ZM_HIDDEN uint32_t zm__tc_large[ZM_TC_LARGE_MAX / 128 + 1];
 extern ZM_HIDDEN int zm__tc_classes_ok;
 
-static inline size_t zm__tc_usable_of_request(size_t n) {
-    if (zm_likely(zm__tc_classes_ok)) {
-        if (n <= ZM_TC_SMALL_MAX) return zm__tc_small[(n + 7) >> 3];
-        if (n <= ZM_TC_LARGE_MAX) return zm__tc_large[(n + 127) >> 7];
-    }
-    return tc_nallocx(n, 0);
-}
-
 static inline size_t zm__be_usable(const void *p) {
     if (zm_likely(zm__tc_size_of != NULL)) return zm__tc_size_of(zm__tc_self, p);
     return tc_malloc_size((void *)p);
+}
+
+/* The usable size of p, a new block of n bytes: from the tables where they
+ * agreed with real blocks; else asked of the block (e.g. under tcmalloc's
+ * debug allocator, whose blocks are exactly the request); before the probe,
+ * tc_nallocx() (tc_malloc_size() may allocate then, and the preload
+ * library's malloc would come back here). */
+static inline size_t zm__tc_usable_of_request(const void *p, size_t n) {
+    if (zm_likely(zm__tc_classes_ok > 0)) {
+        if (n <= ZM_TC_SMALL_MAX) return zm__tc_small[(n + 7) >> 3];
+        if (n <= ZM_TC_LARGE_MAX) return zm__tc_large[(n + 127) >> 7];
+    }
+    return zm__tc_classes_ok == 0 ? tc_nallocx(n, 0) : zm__be_usable(p);
 }
 
 /* A freed block's size without a call: tcmalloc's own cache of page ->
@@ -97,7 +103,7 @@ static inline int zm__be_sizes_inline_at(const void *p) {
 static inline size_t zm__be_usable_inline(const void *p) { return zm__tc_cached_usable(p); }
 
 static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
-    if (usable && zm_likely(p != NULL)) *usable = zm__tc_usable_of_request(size);
+    if (usable && zm_likely(p != NULL)) *usable = zm__tc_usable_of_request(p, size);
     return p;
 }
 
@@ -118,7 +124,14 @@ static inline void *zm__be_realloc(void *p, size_t size, size_t *usable) {
     return q;
 }
 
-static inline void zm__be_free_sized(void *p, size_t size) { tc_free_sized(p, size); }
+/* tcmalloc trusts a size hint: it takes the size class from it. A block
+ * that memalign put in a span of its own (alignment of a page or more) has a
+ * whole number of pages, which a size class of the same size would be
+ * mistaken for: such a size goes unsaid. */
+static inline void zm__be_free_sized(void *p, size_t size) {
+    if (zm_unlikely((size & 8191) == 0)) tc_free(p);
+    else tc_free_sized(p, size);
+}
 
 /* align: a power of two. */
 #define ZM_BE_MEMALIGN 1

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "fast_path.h"
 #include "os.h"
 
 #ifdef ZM_TC_FAST
@@ -66,10 +67,16 @@ static int try_size(size_t n) {
 
 void zm__tcf_setup(void) {
     uintptr_t base;
-    if (zm__tc_inline_floor != 1 ||
-        !zm__os_object_has_build_id((const void *)&tc_free, known_build_id, sizeof known_build_id,
-                                    &base))
+    if (!zm__fp_allowed(ZM_FP_TCMALLOC_COPIES)) return;
+    if (zm__tc_inline_floor != 1) {
+        zm__fp_note(ZM_FP_TCMALLOC_COPIES, "needs the page cache read");
         return;
+    }
+    if (!zm__os_object_has_build_id((const void *)&tc_free, known_build_id, sizeof known_build_id,
+                                    &base)) {
+        zm__fp_note(ZM_FP_TCMALLOC_COPIES, "build id differs");
+        return;
+    }
     memcpy(&zm__tcf.tpoff, (const void *)(base + KNOWN_TPOFF_GOT), sizeof zm__tcf.tpoff);
     zm__tcf.class_of = (const unsigned char *)(base + KNOWN_CLASS_ARRAY);
     zm__tcf.malloc_hooks = (const volatile uintptr_t *)(base + KNOWN_MALLOC_HOOKS);
@@ -80,17 +87,28 @@ void zm__tcf_setup(void) {
      * open last, after everything the copies read. */
     size_t n = 0;
     while (n <= LARGEST_REQUEST && try_size(n)) n = n < 1024 ? n + 1 : n + 128;
-    if (n <= LARGEST_REQUEST) return;
+    if (n <= LARGEST_REQUEST) {
+        zm__fp_note(ZM_FP_TCMALLOC_COPIES, "trial disagreed (request %zu)", n);
+        return;
+    }
     atomic_signal_fence(memory_order_seq_cst); /* x86-64 keeps the stores in order */
     zm__tcf.bound = LARGEST_REQUEST + 1;
     zm__tcf.floor = 1;
+    zm__fp_note(ZM_FP_TCMALLOC_COPIES, NULL);
 }
 
+/* A block the free copy declined: its size from the page cache where that
+ * knows it (a small class: exact), else asked; the size goes to tcmalloc
+ * only where it cannot mislead it (zm__be_free_sized). */
 size_t zm__tc_free_other(void *p) {
     if (!p) return 0;
     size_t n = zm__tc_inline_floor == 1 ? zm__tc_cached_usable(p) : 0;
-    if (n == 0) n = zm__be_usable(p);
-    tc_free_sized(p, n);
+    if (n != 0) {
+        tc_free_sized(p, n);
+        return n;
+    }
+    n = zm__be_usable(p);
+    zm__be_free_sized(p, n);
     return n;
 }
 

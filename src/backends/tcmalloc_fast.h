@@ -25,7 +25,7 @@
 
 #include "internal.h"
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(ZM_NO_FAST_PATHS)
 #define ZM_TC_FAST 1
 
 typedef struct zm__tcf_list {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "os.h"
+#include "fast_path.h"
 #include "preload/preload.h"
 #include "zmalloc.h"
 
@@ -157,6 +158,10 @@ static void write_json(out *o, const zm__report_opts *r, const figures *f) {
     put_json_string(o, program_invocation_name ? program_invocation_name : "");
     put(o, ",\"backend\":");
     put_json_string(o, r->backend);
+    char fast[512];
+    zm__fp_format(fast, sizeof fast);
+    put(o, ",\"fast_paths\":");
+    put_json_string(o, fast);
     put(o, ",\"end\":\"");
     put(o, end_name(r->end));
     put(o, "\",\"code\":");
@@ -229,6 +234,11 @@ static void write_text(out *o, const zm__report_opts *r, const figures *f) {
     line(o, "run time");
     put_milli(o, r->run_ns / 1000000);
     put(o, " s\n");
+    char fast[512];
+    zm__fp_format(fast, sizeof fast);
+    line(o, "fast paths");
+    put(o, fast);
+    put(o, "\n");
     line(o, "heap at exit");
     if (f->exact) put_size(o, (uint64_t)f->heap);
     else put(o, "unknown (the registry was busy when the signal came)");
