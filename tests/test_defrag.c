@@ -14,6 +14,7 @@
 #define FREED_PERCENT 80
 #define MAX_PASSES 40
 
+#ifdef HAVE_DEFRAG /* the heap to defragment: only where the hint exists */
 static uint64_t rng = 0x9e3779b97f4a7c15u;
 static uint64_t next_random(void) {
     rng ^= rng << 13;
@@ -36,6 +37,8 @@ static int intact(const unsigned char *p, size_t n, size_t i) {
     return 1;
 }
 
+#endif
+
 #ifdef ZMALLOC_JEMALLOC
 /* jemalloc's figure NAME (bytes), fresh, with this thread's cache flushed so
  * that the blocks it holds count as free. */
@@ -55,6 +58,7 @@ static double active_per_allocated(void) {
 }
 #endif
 
+#ifdef HAVE_DEFRAG
 typedef struct {
     unsigned char *p[NBLOCKS];
     size_t size[NBLOCKS]; /* requested */
@@ -112,6 +116,8 @@ static size_t named_now(const heap_t *h) {
     for (size_t k = 0; k < h->nlive; k++) n += zm_defrag_hint(h->p[h->live[k]]) != 0;
     return n;
 }
+
+#endif
 
 static void test_defrag_heap(void **state) {
     (void)state;
