@@ -210,10 +210,15 @@ int case_limit() {
 }
 
 // --- failafter: which of 10 allocations fail ---
+// The blocks are never freed: each goes to a volatile global, or an optimizer
+// that sees only a null test (g++ 16 at -O2) deletes the call.
+void *volatile failafter_block;
+
 int case_failafter() {
     for (int i = 1; i <= 10; i++) {
         errno = 0;
         void *p = i % 2 ? malloc(50) : calloc(1, 50);
+        failafter_block = p;
         if (!p) {
             expect("failed_call", (size_t)i);
             expect("errno_is_enomem", errno == ENOMEM);
