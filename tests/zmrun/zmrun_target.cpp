@@ -15,6 +15,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,32 @@ int case_limit() {
     return 0;
 }
 
+// --- aligned: alignments of 16 and 64 KiB, each block freed but one of
+// each kind (a sized free that the allocator trusts must get the exact size) ---
+int case_aligned() {
+    enum { N = 100 };
+    static void *blocks[3][N];
+    size_t peak = 0, kept = 0;
+    for (int i = 0; known && i < N; i++) {
+        blocks[0][i] = memalign(16384, 100);
+        if (posix_memalign(&blocks[1][i], 16384, 100 + (size_t)i) != 0) die("posix_memalign\n");
+        blocks[2][i] = aligned_alloc(65536, 65536);
+        if (!blocks[0][i] || !blocks[2][i]) die("zmrun_target: allocation failed\n");
+        if (((uintptr_t)blocks[0][i] | (uintptr_t)blocks[1][i]) % 16384 ||
+            (uintptr_t)blocks[2][i] % 65536)
+            die("zmrun_target: a block is not aligned\n");
+    }
+    for (auto &kind : blocks)
+        for (void *p : kind) peak += usable(p);
+    expect("peak", peak);
+    for (auto &kind : blocks) {
+        for (int i = 0; i < N - 1; i++) free(kind[i]);
+        kept += usable(kind[N - 1]);
+    }
+    expect("final", kept);
+    return 0;
+}
+
 // --- failafter: which of 10 allocations fail ---
 // The blocks are never freed: each goes to a volatile global, or an optimizer
 // that sees only a null test (g++ 16 at -O2) deletes the call.
@@ -242,6 +269,7 @@ int main(int argc, char **argv) {
     if (!strcmp(which, "tsd")) return case_tsd();
     if (!strcmp(which, "ctor")) return case_ctor();
     if (!strcmp(which, "limit")) return case_limit();
+    if (!strcmp(which, "aligned")) return case_aligned();
     if (!strcmp(which, "failafter")) return case_failafter();
     if (!strcmp(which, "exit")) return atoi(argc > 5 ? argv[5] : "0");
     if (!strcmp(which, "_exit")) _exit(atoi(argc > 5 ? argv[5] : "0"));
