@@ -539,6 +539,56 @@ static void test_tcmalloc_debug_sizes(void **state) {
 }
 #endif
 
+/* ---- a glibc whose tcache counts run downwards --------------------------
+ * A glibc that keeps the 0x290-byte thread cache but stores free slots
+ * where 2.36 stores counts (tests/glibc_counts_down.c models it, preloaded)
+ * passed the copies' load-time trial: zmalloc then took a bin's slots for
+ * blocks and popped its NULL head at the third zmalloc(100) in a row. The
+ * trial must see the counts run the other way and leave the copies off. */
+#ifdef ZT_GLIBC_MODEL
+static void test_glibc_counts_run_downwards(void **state) {
+    (void)state;
+    static const char test[] = "test_glibc_counts_run_downwards";
+    if (!preloaded_child(test)) {
+        run_preloaded(test, ZT_GLIBC_MODEL);
+        return;
+    }
+    /* Blocks held several at a time in each bin size, then freed. */
+    enum { HELD = 20 };
+    static const size_t sizes[] = {0, 24, 100, 200, 1000, 1032, 5000};
+    size_t base = zm_used_memory();
+    for (int round = 0; round < 50; round++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            void *p[HELD];
+            size_t held = 0;
+            for (int k = 0; k < HELD; k++) {
+                p[k] = zm_malloc(sizes[i]);
+                assert_non_null(p[k]);
+                held += zt_expected_size(p[k], sizes[i]);
+            }
+            if (zm_used_memory() != base + held)
+                fail_msg("%d blocks of %zu: used %zu, expected %zu", HELD, sizes[i],
+                         zm_used_memory(), base + held);
+            for (int k = 0; k < HELD; k++) zm_free(p[k]);
+            assert_int_equal(zm_used_memory(), base);
+        }
+    }
+    for (int i = 0; i < 1000; i++) zm_free(zm_malloc(100));
+    assert_int_equal(zm_used_memory(), base);
+    char report[1024];
+    zm_fast_paths(report, sizeof report);
+    if (strstr(report, "left out of this build")) zt_skip("fast paths left out of this build");
+    if (!strstr(report, "glibc-tcache-copies: off (trial disagreed: "))
+        fail_msg("the copies did not refuse the model: %s", report);
+    fprintf(stderr, "fast paths under the model: %s\n", report);
+}
+#else
+static void test_glibc_counts_run_downwards(void **state) {
+    (void)state;
+    zt_skip("the libc backend on x86-64 glibc only, without sanitizers (the copies' trial)");
+}
+#endif
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_probe_keeps_mmap_threshold, zt_reset_settings),
@@ -551,6 +601,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(test_reader_never_sees_a_figure_that_did_not_happen, zt_reset_settings),
         cmocka_unit_test_teardown(test_frees_after_quiet_first_calls, zt_reset_settings),
         cmocka_unit_test_teardown(test_tcmalloc_debug_sizes, zt_reset_settings),
+        cmocka_unit_test_teardown(test_glibc_counts_run_downwards, zt_reset_settings),
     };
     return zt_run(tests, argc, argv, NULL, NULL);
 }

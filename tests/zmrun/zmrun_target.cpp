@@ -42,7 +42,8 @@ void find_own_size(const char *backend) {
         {"libc", "libc.so.6", "malloc_usable_size"},
         {"jemalloc", "libjemalloc.so.2", "malloc_usable_size"},
         {"tcmalloc", "libtcmalloc_minimal.so.4", "tc_malloc_size"},
-        {"mimalloc", "libmimalloc.so.2", "mi_usable_size"},
+        {"mimalloc", "libmimalloc.so.2", "mi_usable_size"}, // mimalloc 2 (Debian 12)
+        {"mimalloc", "libmimalloc.so.3", "mi_usable_size"}, // mimalloc 3 (Debian 13 on)
     };
     for (const auto &t : table) {
         if (strcmp(t.backend, backend) != 0) continue;
@@ -52,7 +53,7 @@ void find_own_size(const char *backend) {
         if (!own_size) die("zmrun_target: no size function\n");
         return;
     }
-    die("zmrun_target: unknown backend\n");
+    die("zmrun_target: unknown backend, or its library is not loaded\n");
 }
 
 size_t usable(void *p) { return p ? own_size(p) : 0; }
