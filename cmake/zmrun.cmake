@@ -5,6 +5,7 @@
 set(ZM_PRELOAD_SOURCES
   src/counter.c
   src/fast_path.c
+  src/os_elf.c
   src/os_linux.c
   src/preload/interpose.c
   src/preload/lifecycle.c

@@ -48,6 +48,12 @@ ZM_HIDDEN int zm__os_object_has_build_id(const void *symbol, const unsigned char
  * (its PT_TLS segment, as dl_iterate_phdr gives it), and its size. 0 if the
  * object has none or none is set up for this thread. */
 ZM_HIDDEN int zm__os_object_tls(const void *symbol, void **block, size_t *size);
+/* The address of the dynamic symbol `name` defined in the loaded library
+ * whose file name is `soname` (e.g. "libc.so.6"), looked up in that library
+ * alone (a symbol lookup by name would find the first definition in the
+ * process: tcmalloc and mimalloc define glibc's __libc_malloc too). NULL if
+ * the library is not loaded or does not define it. Allocates nothing. */
+ZM_HIDDEN void *zm__os_library_symbol(const char *soname, const char *name);
 /* Copies len bytes (at most a pipe's capacity) from addr to buf through the
  * kernel, which refuses an unreadable address where a load would fault.
  * Load-time probes only: it opens a pipe. 1, or 0 (unreadable, no pipe). */

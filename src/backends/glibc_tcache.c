@@ -28,7 +28,7 @@ zm__gtc_params zm__gtc;
 static int find_tcache_word(const void *head, size_t bin) {
     unsigned char *tls;
     size_t size;
-    if (!zm__os_object_tls((const void *)&ZM_LIBC(free), (void **)&tls, &size)) return 0;
+    if (!zm__os_object_tls((const void *)ZM_LIBC(free), (void **)&tls, &size)) return 0;
     for (size_t off = 0; off + sizeof(uintptr_t) <= size; off += sizeof(uintptr_t)) {
         uintptr_t t, word;
         const void *entry;

@@ -34,29 +34,64 @@ static int find_glibc_malloc(void) { return 0; }
 #endif
 
 #ifdef ZM_PRELOAD
-/* glibc's malloc_usable_size(), found in glibc itself at load time (not
- * through RTLD_NEXT: a program that links jemalloc, tcmalloc or mimalloc, or
- * has one preloaded behind us, would give that allocator's, which knows
- * nothing of glibc's blocks). */
-static size_t usable_unknown(void *p) {
-    (void)p;
-    return 0;
-}
-static size_t (*glibc_usable_size)(void *) = usable_unknown;
-#define glibc_malloc __libc_malloc
-#define glibc_free __libc_free
+/* glibc's own functions, taken from glibc itself (zm__os_library_symbol, which
+ * allocates nothing) at the first call of any of them: the first may come
+ * from the dynamic loader, before any constructor. Where glibc cannot be
+ * found (it always can, in a process that loaded this library), the
+ * references the linker bound stay. */
+void *__libc_malloc(size_t);
+void *__libc_calloc(size_t, size_t);
+void *__libc_realloc(void *, size_t);
+void *__libc_memalign(size_t, size_t);
+void __libc_free(void *);
 
-static void find_glibc_usable_size(void) {
-    Dl_info info;
-    if (!dladdr((const void *)&__libc_malloc, &info) || !info.dli_fname) return;
-    void *libc = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-    if (!libc) return;
-    void *sym = dlsym(libc, "malloc_usable_size");
-    Dl_info at;
-    if (sym && dladdr(sym, &at) && at.dli_fbase == info.dli_fbase)
-        glibc_usable_size = (size_t(*)(void *))sym;
-    dlclose(libc); /* RTLD_NOLOAD took a reference: libc stays loaded */
+static void resolve(void) {
+    static const char libc[] = "libc.so.6";
+    zm__glibc_fns f = {
+        (void *(*)(size_t))zm__os_library_symbol(libc, "__libc_malloc"),
+        (void *(*)(size_t, size_t))zm__os_library_symbol(libc, "__libc_calloc"),
+        (void *(*)(void *, size_t))zm__os_library_symbol(libc, "__libc_realloc"),
+        (void *(*)(size_t, size_t))zm__os_library_symbol(libc, "__libc_memalign"),
+        (void (*)(void *))zm__os_library_symbol(libc, "__libc_free"),
+        (size_t(*)(void *))zm__os_library_symbol(libc, "malloc_usable_size"),
+    };
+    if (!f.malloc || !f.calloc || !f.realloc || !f.memalign || !f.free || !f.usable_size)
+        f = (zm__glibc_fns){__libc_malloc, __libc_calloc, __libc_realloc, __libc_memalign,
+                            __libc_free, malloc_usable_size};
+    zm__glibc = f; /* the same values in every thread that races here */
 }
+
+static void *first_malloc(size_t n) {
+    resolve();
+    return zm__glibc.malloc(n);
+}
+static void *first_calloc(size_t n, size_t m) {
+    resolve();
+    return zm__glibc.calloc(n, m);
+}
+static void *first_realloc(void *p, size_t n) {
+    resolve();
+    return zm__glibc.realloc(p, n);
+}
+static void *first_memalign(size_t a, size_t n) {
+    resolve();
+    return zm__glibc.memalign(a, n);
+}
+static void first_free(void *p) {
+    resolve();
+    zm__glibc.free(p);
+}
+static size_t first_usable_size(void *p) {
+    resolve();
+    return zm__glibc.usable_size(p);
+}
+
+zm__glibc_fns zm__glibc = {first_malloc, first_calloc, first_realloc,
+                           first_memalign, first_free, first_usable_size};
+
+#define glibc_usable_size ZM_LIBC(usable_size)
+#define glibc_malloc ZM_LIBC(malloc)
+#define glibc_free ZM_LIBC(free)
 #else
 #define glibc_usable_size malloc_usable_size
 #define glibc_malloc malloc
@@ -125,9 +160,6 @@ static int mmap_chunks_agree(void) {
 #endif
 
 __attribute__((constructor)) static void probe_malloc(void) {
-#ifdef ZM_PRELOAD
-    find_glibc_usable_size();
-#endif
     malloc_is_glibcs = find_glibc_malloc();
 #ifdef ZM_GLIBC_CHUNKS
     if (!malloc_is_glibcs) {

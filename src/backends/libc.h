@@ -15,16 +15,22 @@
 
 #ifdef ZM_PRELOAD
 /* In the preload library our malloc is the program's: glibc's own is reached
- * under the second names glibc exports it by. The chunk reads are on from the
- * start (a preload library is built for glibc only, without sanitizers), and
- * libc.c checks them at load time against glibc's malloc_usable_size() and
- * stops the program if they disagree. */
-void *__libc_malloc(size_t);
-void *__libc_calloc(size_t, size_t);
-void *__libc_realloc(void *, size_t);
-void *__libc_memalign(size_t, size_t);
-void __libc_free(void *);
-#define ZM_LIBC(name) __libc_##name
+ * under the second names glibc exports it by (__libc_malloc, ...), taken from
+ * glibc itself at the first call (libc.c): tcmalloc and mimalloc export those
+ * names too, and a program that links them would bind ours to theirs. The
+ * chunk reads are on from the start (a preload library is built for glibc
+ * only, without sanitizers), and libc.c checks them at load time against
+ * glibc's malloc_usable_size() and stops the program if they disagree. */
+typedef struct zm__glibc_fns {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*memalign)(size_t, size_t);
+    void (*free)(void *);
+    size_t (*usable_size)(void *);
+} zm__glibc_fns;
+extern ZM_HIDDEN zm__glibc_fns zm__glibc;
+#define ZM_LIBC(name) zm__glibc.name
 #else
 #define ZM_LIBC(name) name
 #endif
