@@ -200,7 +200,9 @@ static void test_glibc_tunables(void **state) {
         assert_int_equal(zt_fork_run(rerun_with_tunables, (void *)tunables, 60), 0);
         return;
     }
-    int on = !fp_switched_off(); /* the copies follow the tunables, where they run */
+    /* The copies follow the tunables, where they run (not switched off, a
+     * verified glibc: test_fast_paths_enabled checks which). */
+    int on = fp_state("glibc-tcache-copies", NULL, 0) == 1;
     if (on) {
         assert_int_equal(zm__gtc.bins, 6);
         assert_int_equal(zm__gtc.bound, 105);

@@ -37,15 +37,21 @@ static size_t table_size(size_t n) {
  * real blocks of every class (freed and taken again, so that tcmalloc's own
  * free has cached their page), and agreement with tc_malloc_size() on blocks
  * of many sizes. */
-static void find_class_cache(void) {
+/* Whether this gperftools release is one the reads and copies were verified
+ * on (its own tc_version(), before anything private is read); if not, notes
+ * so for fp. */
+int zm__tc_version_verified(enum zm__fp fp) {
     static const char *const verified[] = {"2.10", NULL};
     char version[32];
     int major = 0, minor = 0;
     const char *patch = "";
     tc_version(&major, &minor, &patch);
     snprintf(version, sizeof version, "%d.%d%s", major, minor, patch ? patch : "");
-    if (!zm__fp_allowed(ZM_FP_TCMALLOC_PAGE_CACHE) ||
-        !zm__fp_version(ZM_FP_TCMALLOC_PAGE_CACHE, "gperftools", version, verified))
+    return zm__fp_version(fp, "gperftools", version, verified);
+}
+
+static void find_class_cache(void) {
+    if (!zm__fp_allowed(ZM_FP_TCMALLOC_PAGE_CACHE) || !zm__tc_version_verified(ZM_FP_TCMALLOC_PAGE_CACHE))
         return;
     if (zm__os_valgrind_replaces_malloc() || zm__tc_classes_ok <= 0) {
         zm__fp_note(ZM_FP_TCMALLOC_PAGE_CACHE, "needs tcmalloc's own blocks and the size table");

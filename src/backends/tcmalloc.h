@@ -72,6 +72,11 @@ static inline size_t zm__tc_cached_usable(const void *p) {
 }
 
 #include "backends/tcmalloc_fast.h"
+#include "fast_path.h"
+
+/* Whether tc_version() is a gperftools release the private reads were
+ * verified on; if not, notes why for fp (tcmalloc.c). */
+ZM_HIDDEN int zm__tc_version_verified(enum zm__fp fp);
 
 #ifdef ZM_TC_FAST
 ZM_HIDDEN void zm__tcf_setup(void);

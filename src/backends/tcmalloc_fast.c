@@ -67,7 +67,8 @@ static int try_size(size_t n) {
 
 void zm__tcf_setup(void) {
     uintptr_t base;
-    if (!zm__fp_allowed(ZM_FP_TCMALLOC_COPIES)) return;
+    if (!zm__fp_allowed(ZM_FP_TCMALLOC_COPIES) || !zm__tc_version_verified(ZM_FP_TCMALLOC_COPIES))
+        return;
     if (zm__tc_inline_floor != 1) {
         zm__fp_note(ZM_FP_TCMALLOC_COPIES, "needs the page cache read");
         return;
