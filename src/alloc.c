@@ -47,7 +47,7 @@ static inline void *or_oom(void *p, size_t size) { return zm_likely(p != NULL) ?
 /* zm_malloc's and zm_malloc_usable's way when the fast path declines: the
  * OOM handler's call is in here too, so that the fast path needs no frame. */
 __attribute__((noinline)) static void *malloc_slow(size_t size, size_t *usable) {
-    return or_oom(alloc_plain_slow(size, usable), size);
+    return or_oom(alloc_generic(size, usable, ALLOC_PLAIN, 0), size);
 }
 
 ZM_EXPORT void *zm_malloc(size_t size) {

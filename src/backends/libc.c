@@ -101,8 +101,11 @@ zm__glibc_fns zm__glibc = {first_malloc, first_calloc, first_realloc,
 #ifdef ZM_GLIBC_CHUNKS
 int zm__glibc_chunks_ok;
 size_t zm__glibc_mmap_bit = 2;
-#if !defined(ZM_PRELOAD) || defined(ZM_GLIBC_TCACHE)
+#ifdef ZM_GLIBC_TCACHE
 uintptr_t zm__glibc_inline_floor = UINTPTR_MAX;
+#endif
+#ifndef ZM_PRELOAD
+uintptr_t zm__glibc_chunks_floor = UINTPTR_MAX;
 #endif
 
 /* A block's chunk size word (glibc's, outside the block). */
@@ -168,17 +171,15 @@ __attribute__((constructor)) static void probe_malloc(void) {
         /* Both kinds, or neither: the read has no branch per kind. */
         zm__glibc_chunks_ok = heap_chunks_agree() && mmap_chunks_agree();
     }
+#ifndef ZM_PRELOAD
+    if (zm__glibc_chunks_ok) zm__glibc_chunks_floor = 1;
+#endif
 #ifdef ZM_GLIBC_TCACHE
-    zm__gtc_setup(); /* sets the floor: the free copy */
-#else
-#ifdef __x86_64__
+    zm__gtc_setup(); /* sets the copies' floor */
+#elif defined(__x86_64__)
     zm__fp_allowed(ZM_FP_GLIBC_TCACHE); /* notes why not */
 #else
     zm__fp_note(ZM_FP_GLIBC_TCACHE, "x86-64 only");
-#endif
-#ifndef ZM_PRELOAD
-    if (zm__glibc_chunks_ok) zm__glibc_inline_floor = 1;
-#endif
 #endif
 #ifdef ZM_PRELOAD
     if (!zm__glibc_chunks_ok) {

@@ -121,10 +121,12 @@ static inline size_t zm__be_free_fast(void *p) {
 #define ZM_BE_SIZES_CHECKED 1
 static inline int zm__be_sizes_inline(void) { return zm_likely(zm__glibc_chunks_ok); }
 /* Whether p is a block (not NULL) whose size may be read inline: one compare
- * against a floor that is 1 once the chunk reads are on, UINTPTR_MAX before. */
-extern ZM_HIDDEN uintptr_t zm__glibc_inline_floor;
+ * against a floor that is 1 once the chunk reads are on, UINTPTR_MAX before
+ * (the copies' free has a floor of its own: they may be off while the reads
+ * are on). */
+extern ZM_HIDDEN uintptr_t zm__glibc_chunks_floor;
 static inline int zm__be_sizes_inline_at(const void *p) {
-    return zm_likely((uintptr_t)p >= zm__glibc_inline_floor);
+    return zm_likely((uintptr_t)p >= zm__glibc_chunks_floor);
 }
 static inline size_t zm__be_usable_inline(const void *p) {
     size_t n = zm__glibc_chunk_usable(p);
