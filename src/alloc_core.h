@@ -216,11 +216,12 @@ __attribute__((noinline, cold)) static void free_asking(void *ptr) {
 #endif
 
 #ifdef ZM_BLK_FREE_FAST
-/* What the inline free declined (NULL too): where the size reads inline (the
- * copy is off on this allocator release, or declined a block it could read),
- * counted first and ended in a jump to the allocator's free, as where there
- * is no copy; else counted after the free. */
+/* What the inline free declined (NULL too): its size read inline where that
+ * works (the copy is off on this allocator release, or declined a block it
+ * could read), else asked; counted first, so that this ends in a jump to the
+ * allocator's free, as where there is no copy. */
 __attribute__((noinline)) static void free_declined(void *ptr) {
+    if (!ptr) return;
 #ifdef ZM_BLK_SIZES_CHECKED
     size_t acct;
     if (zm__blk_sizes_inline_at(ptr) && (acct = zm__blk_acct_inline(ptr)) != 0) {
@@ -228,7 +229,7 @@ __attribute__((noinline)) static void free_declined(void *ptr) {
         return;
     }
 #endif
-    zm__count(-(int64_t)zm__blk_free_other(ptr));
+    free_impl(ptr, zm__blk_acct(ptr));
 }
 #endif
 
