@@ -414,6 +414,19 @@ static inline int zmalloc_get_allocator_info_by_arena(unsigned int arena, int re
 #define zmadvise_dontneed zm_madvise_dontneed
 #define zmalloc_no_tcache zm_malloc_no_tcache
 #define zfree_no_tcache zm_free_no_tcache
+/* Redis's and Valkey's defrag.c declare and call je_get_defrag_hint() where
+ * HAVE_DEFRAG is defined. */
+#define je_get_defrag_hint zm_defrag_hint
+#ifdef USE_JEMALLOC
+/* The opt-in: a server built with USE_JEMALLOC defined (and MALLOC=libc, so
+ * that it links no jemalloc of its own) calls jemalloc by these names for
+ * DEBUG MALLCTL, MEMORY MALLOC-STATS and sds's size classes. */
+#define je_mallctl zm_mallctl
+#define je_mallctlnametomib zm_mallctlnametomib
+#define je_mallctlbymib zm_mallctlbymib
+#define je_malloc_stats_print zm_malloc_stats_print
+#define je_nallocx zm_nallocx
+#endif
 /* Valkey 8.1 names the four basic calls so. */
 #define valkey_malloc zm_malloc
 #define valkey_calloc zm_calloc
