@@ -101,7 +101,7 @@ field() { sed -n "s/^$1://p" "$2"; }
 # and DIR/ms (the wall time from enabling activedefrag to its stop).
 defrag_one() {
   local v=$1 d=$2 r c t0 started=0 i
-  start_server "$v" "$d" --activedefrag no || return 1
+  start_server "$v" "$d" --activedefrag no --enable-debug-command yes || return 1
   r() { "$cli" -h 127.0.0.1 -p "${PORT[$v]}" "$@"; }
   r debug populate "$FRAG_KEYS" key "$FRAG_VALUE" >/dev/null &&
     r eval "local n = 0
