@@ -204,6 +204,51 @@ static void test_first_count_in_last_destructor_round(void **state) {
     run_late_case(late_rounds);
 }
 
+/* A late thread whose first and only calls free what they allocate
+ * (zfree(zmalloc(32)) in the last round of destructors), and no reader
+ * before the next thread takes its stack and TLS: nothing may stay counted.
+ * (Where the allocator counts, the late slot's figure was the one last
+ * read, the +32 of its registration.) */
+static void late_pair_destructor(void *arg) {
+    intptr_t round = (intptr_t)arg;
+    if (round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+        pthread_setspecific(late_key, (void *)(round + 1));
+        return;
+    }
+    zm_free(zm_malloc(32));
+}
+
+static int late_pairs(void *arg) {
+    (void)arg;
+    pthread_key_t key;
+    if (pthread_key_create(&key, late_pair_destructor) != 0) return 4;
+    late_key = key;
+    size_t base = zm_used_memory();
+    long long expect = 0;
+    void *normal[4] = {0};
+    for (int r = 0; r < 4; r++) {
+        pthread_t t;
+        pthread_create(&t, NULL, late_thread, NULL);
+        pthread_join(t, NULL);
+        /* The next thread most likely reuses the late one's stack and TLS;
+         * no reader ran in between. */
+        pthread_create(&t, NULL, normal_thread, &normal[r]);
+        pthread_join(t, NULL);
+        expect += (long long)zt_expected_size(normal[r], 100);
+        if (zt_used_since(base) != expect) {
+            fprintf(stderr, "round %d: used %+lld, expected %+lld\n", r, zt_used_since(base), expect);
+            return 1;
+        }
+    }
+    for (int r = 0; r < 4; r++) zm_free(normal[r]);
+    return zt_used_since(base) == 0 ? 0 : 3;
+}
+
+static void test_last_round_pair_leaves_nothing(void **state) {
+    (void)state;
+    run_late_case(late_pairs);
+}
+
 /* The same late thread on a stack of the test's own, unmapped once it is
  * joined: its TLS (at the top of that stack) is gone, and readers must
  * neither fault on it nor lose its block. */
@@ -595,6 +640,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_teardown(test_fork_inside_publish, zt_reset_settings),
         cmocka_unit_test_teardown(test_first_count_in_last_destructor_round, zt_reset_settings),
         cmocka_unit_test_teardown(test_late_thread_stack_unmapped, zt_reset_settings),
+        cmocka_unit_test_teardown(test_last_round_pair_leaves_nothing, zt_reset_settings),
         cmocka_unit_test_teardown(test_shrink_over_limit, zt_reset_settings),
         cmocka_unit_test_teardown(test_large_allocation_always_in_peak, zt_reset_settings),
         cmocka_unit_test_teardown(test_no_tcache_failure_reaches_oom_handler, zt_reset_settings),
