@@ -419,15 +419,23 @@ static zm__slot *register_thread(void) {
     pthread_mutex_init(&s->alive, &robust);
     pthread_mutexattr_destroy(&robust);
     pthread_mutex_lock(&s->alive); /* held until the exit hook */
+    /* What the thread counted unslotted moves from the shared figure into
+     * the slot, whose balance is its whole history: in the same hold of the
+     * lock that readers sum under. */
+    int64_t counted = tls_counted;
     pthread_mutex_lock(&g.lock);
     s->token = tls_token = ++g.tokens;
     s->owner = self;
     link_slot(s);
+    seq_bump();
+    atomic_fetch_sub_explicit(&g.retired, counted, memory_order_relaxed);
+    seq_bump();
     pthread_mutex_unlock(&g.lock);
+    tls_counted = 0;
     zm__tls_slot = s;
     zm__tls_slotted = 1;
     tls_state = THREAD_LIVE;
-    add_published(balance);
+    add_published(balance - counted);
     return s;
 #else
     /* Ordering: the zeroed balance is stored before the slot is linked under
@@ -483,9 +491,21 @@ void zm__after_slow_alloc(size_t request) {
     if (s != &zm__placeholder) renew_threshold(s);
 }
 
+/* A thread registers at its ZM_REGISTER_AFTER-th counted call, not its
+ * first: until then each call is counted exactly into the shared figure. Its
+ * slot would be exact only while the thread lives or once its exit hook
+ * ran: a thread whose first calls come in the last round of
+ * thread-specific-data destructors gets no exit hook, its frees go through
+ * jemalloc's own fast path unseen, and a reader after the next thread took
+ * its TLS would find only the balance last read. Such a thread makes a few
+ * calls, and they all count. */
+#define ZM_REGISTER_AFTER 16
+static __thread unsigned tls_unslotted_calls;
+
 void zm__count_unslotted(void) {
     if (tls_state == THREAD_BUSY) return; /* registration reads the counters after */
-    if (tls_state == THREAD_NEW && register_thread()) return;
+    if (tls_state == THREAD_NEW && ++tls_unslotted_calls >= ZM_REGISTER_AFTER && register_thread())
+        return;
     count_unslotted();
 }
 #else
