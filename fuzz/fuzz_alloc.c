@@ -54,14 +54,18 @@ typedef struct {
 
 static unsigned byte(reader *r) { return r->i < r->n ? r->d[r->i++] : 0; }
 
-/* BIG: a size no allocation of this width can get (64-bit: 2 TiB, more than
- * the address space most machines give; 32-bit: 256 MiB and up may fail). */
+/* BIG: from here up an allocation may fail (64-bit: 2 TiB; 32-bit: 256 MiB).
+ * It may also succeed: an allocator that reserves with MAP_NORESERVE gets
+ * 2 TiB, and mimalloc 3.0.1 (Debian 13) then zeroes a calloc block page by
+ * page (5 s a GiB): a 2 TiB one ran until it was killed (186 s, SIGKILL).
+ * So the 64-bit huge sizes stay out of every address space: from 2^56 up,
+ * the largest user one (x86-64 with five-level paging) cannot hold them. */
 #if SIZE_MAX > 0xffffffffu
 #define BIG ((size_t)1 << 41)
 static const size_t huge[] = {
     SIZE_MAX,         SIZE_MAX - 1,          SIZE_MAX - 4096,     (size_t)PTRDIFF_MAX,
     (size_t)PTRDIFF_MAX - 1, (size_t)PTRDIFF_MAX + 1, SIZE_MAX / 2, (size_t)1 << 62,
-    (size_t)1 << 48,  BIG + 17,
+    (size_t)1 << 56,  ((size_t)1 << 57) + 17,
 };
 #else
 #define BIG ((size_t)1 << 28)
