@@ -172,8 +172,10 @@ fi
 # root filesystem of each release (scripts/debian-root.sh makes it once with
 # debootstrap from Debian's archive, in a cache outside the clone), with that
 # release's compiler, glibc, cmake and allocators. Every backend is built
-# with -Werror and its whole suite run; libc also with the size header. Then
-# the benchmark's summary rows and the fast paths each configuration runs.
+# with -Werror and its whole suite run (but the man-page checks, label docs,
+# which do not depend on the release: Debian 12's run has them); libc also
+# with the size header. Then the benchmark's summary rows and the fast paths
+# each configuration runs, and one table of them all.
 release_configs=(
   "libc|"
   "libc-size-header|-DZMALLOC_SIZE_HEADER=ON -DZMALLOC_BUILD_ZMRUN=OFF"
@@ -200,7 +202,7 @@ for suite in trixie sid; do
       failed+=("$name (build)")
       continue
     fi
-    scripts/debian-root.sh run "$suite" "cd $dir && ctest --output-on-failure -j $jobs --timeout 600" \
+    scripts/debian-root.sh run "$suite" "cd $dir && ctest --output-on-failure -j $jobs --timeout 600 -LE docs" \
       | tee "$dir.ctest.log"
     ((PIPESTATUS[0] == 0)) || failed+=("$name")
     count_ctest "$dir.ctest.log"
@@ -209,6 +211,15 @@ for suite in trixie sid; do
       | tee "$dir.bench.log"
   done
 done
+if want trixie || want sid; then
+  names=()
+  for suite in trixie sid; do
+    want "$suite" || continue
+    for entry in "${release_configs[@]}"; do names+=("$suite-${entry%%|*}"); done
+  done
+  echo "=== releases: scripts/release-summary.sh"
+  scripts/release-summary.sh "${names[@]}"
+fi
 
 # The libFuzzer targets, FUZZ_SECONDS (default 60) each; clang only.
 if want fuzz; then
