@@ -97,6 +97,30 @@ static void find_own_malloc(void) {
 
 #endif
 
+size_t zm__je_pages_above = SIZE_MAX, zm__je_page_mask;
+
+/* Where jemalloc rounds requests to pages (jemalloc.h): on only if it says
+ * so and gives its largest small class ("arenas.bin.<nbins - 1>.size") and
+ * its page size; otherwise size_classes_agree() finds the formula wrong, and
+ * nallocx() answers. */
+static void find_page_rounding(void) {
+    bool on = false;
+    unsigned nbins = 0;
+    size_t mib[4], miblen = 4, small_max = 0, page = 0;
+    size_t len = sizeof on;
+    if (mallctl("opt.disable_large_size_classes", &on, &len, NULL, 0) != 0 || !on) return;
+    len = sizeof nbins;
+    if (mallctl("arenas.nbins", &nbins, &len, NULL, 0) != 0 || nbins == 0) return;
+    if (mallctlnametomib("arenas.bin.0.size", mib, &miblen) != 0 || miblen != 4) return;
+    mib[2] = nbins - 1;
+    len = sizeof small_max;
+    if (mallctlbymib(mib, miblen, &small_max, &len, NULL, 0) != 0) return;
+    len = sizeof page;
+    if (mallctl("arenas.page", &page, &len, NULL, 0) != 0 || page == 0 || (page & (page - 1))) return;
+    zm__je_page_mask = page - 1;
+    zm__je_pages_above = small_max;
+}
+
 /* Walks every size class up to 64 MiB, checking both ends of each. */
 static int size_classes_agree(void) {
     for (size_t n = 1; n <= ((size_t)64 << 20); n = zm__je_size_class(n) + 1) {
@@ -137,6 +161,7 @@ static void open_fast_paths(void) {
 
 __attribute__((constructor)) static void probe_jemalloc(void) {
     find_counters();
+    find_page_rounding();
     zm__je_classes_ok = size_classes_agree();
     open_fast_paths();
     after_mallctl();
@@ -147,6 +172,7 @@ __attribute__((constructor)) static void probe_jemalloc(void) {
     deallocated_miblen = sizeof deallocated_mib / sizeof deallocated_mib[0];
     if (mallctlnametomib("thread.deallocatedp", deallocated_mib, &deallocated_miblen) != 0)
         deallocated_miblen = 0;
+    find_page_rounding();
     zm__je_classes_ok = size_classes_agree();
 }
 #endif

@@ -41,13 +41,19 @@ extern ZM_HIDDEN void (*zm__je_free)(void *);
 extern ZM_HIDDEN int zm__je_own_malloc; /* malloc/free above are jemalloc's own (not mallocx/dallocx) */
 #endif
 extern ZM_HIDDEN int zm__je_classes_ok;       /* zm__je_size_class() matches nallocx() */
+/* jemalloc 5.3.1 gives a request above its small classes whole pages, not a
+ * large size class (its opt.disable_large_size_classes, on by default; 5.3.0
+ * has no such option). Read from jemalloc at load: its largest small class
+ * and its page size less one there, SIZE_MAX and 0 where large classes stay. */
+extern ZM_HIDDEN size_t zm__je_pages_above, zm__je_page_mask;
 
 /* jemalloc's size classes for 16-byte quanta and four classes per doubling:
  * 8, then multiples of 16 up to 128, then steps of a quarter of the
- * power of two below. */
+ * power of two below (or, above zm__je_pages_above, whole pages). */
 static inline size_t zm__je_size_class(size_t n) {
     if (n <= 8) return 8;
     if (n <= 128) return (n + 15) & ~(size_t)15;
+    if (zm_unlikely(n > zm__je_pages_above)) return (n + zm__je_page_mask) & ~zm__je_page_mask;
     unsigned lg = 64 - (unsigned)__builtin_clzll((unsigned long long)(n - 1)); /* 2^(lg-1) < n <= 2^lg */
     size_t step = (size_t)1 << (lg - 3);
     return (n + step - 1) & ~(step - 1);
