@@ -132,7 +132,7 @@ static void glibc_double_free_caught(void) {
 
 /* What zm_fast_paths() says of one fast path: 1 "on", 0 "off (reason)" with
  * the reason in why, -1 not listed. */
-static int fp_state(const char *name, char *why, size_t len) {
+static inline int fp_state(const char *name, char *why, size_t len) {
     char report[2048], key[64];
     assert_true(zm_fast_paths(report, sizeof report) < sizeof report);
     snprintf(key, sizeof key, "%s: ", name);
@@ -147,7 +147,7 @@ static int fp_state(const char *name, char *why, size_t len) {
 }
 
 /* ZMALLOC_FAST_PATHS=0 in this run's environment (one CI configuration). */
-static int fp_switched_off(void) {
+static inline int fp_switched_off(void) {
     const char *s = getenv("ZMALLOC_FAST_PATHS");
     return s && strcmp(s, "0") == 0;
 }
@@ -157,7 +157,7 @@ static int fp_switched_off(void) {
  * be reported off with that reason: a silent fallback would keep every test
  * green and double the cost, and a copy on where nobody verified the
  * release is the crash this gate exists for. Returns whether it is on. */
-static int fp_expect(const char *name, int verified) {
+static inline int fp_expect(const char *name, int verified) {
     char why[256] = "";
     int st = fp_state(name, why, sizeof why);
     if (fp_switched_off()) {
