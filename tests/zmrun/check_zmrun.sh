@@ -67,6 +67,14 @@ aligned)
   # Blocks aligned to 16 and 64 KiB, freed (zmrun -b tcmalloc crashed).
   run baseline; run known
   base=$(only "$W/baseline.json"); k=$(only "$W/known.json")
+  # mimalloc 3.0's own mi_usable_size() of an aligned block changes while
+  # the block lives (its page forgets that it holds aligned blocks; 3.6 does
+  # not), so neither zmalloc nor the allocator can say what such a block
+  # held: docs/platforms.md. The report names the release it ran on.
+  if [ "$B" = mimalloc ] && grep -q '"fast_paths":"[^"]*mimalloc 3\.0\.' <<<"$k"; then
+    echo "SKIP: mimalloc 3.0's mi_usable_size() of aligned blocks changes while they live"
+    exit 77
+  fi
   check "final heap" $(( $(field "$k" heap_final) - $(field "$base" heap_final) )) "$(expected "$W/known.expect" final)"
   check "peak heap" $(( $(field "$k" heap_peak) - $(field "$base" heap_final) )) "$(expected "$W/known.expect" peak)"
   check "memalign calls" "$(calls "$k" memalign)" 100
