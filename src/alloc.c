@@ -90,6 +90,13 @@ static int bad_alignment(size_t align) { return align == 0 || (align & (align - 
  * min(n, alignof(max_align_t)): smaller alignments need only the size. */
 ZM_INLINE void *aligned_impl(size_t align, size_t size) {
     if (align <= alignof(max_align_t)) return alloc_impl(size < align ? align : size, NULL, ALLOC_PLAIN);
+    /* An alignment no block of this size can have within PTRDIFF_MAX fails
+     * here, as an overflowing size does: not every allocator's memalign
+     * answers it with NULL (AddressSanitizer's aborts). */
+    if (zm_unlikely(align > (size_t)PTRDIFF_MAX - size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
     return alloc_aligned_impl(size, NULL, ALLOC_ALIGNED, align);
 }
 

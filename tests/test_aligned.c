@@ -49,7 +49,13 @@ static void test_every_alignment_exact(void **state) {
             assert_int_equal((uintptr_t)p % align, 0);
             assert_int_equal(zm_size(p), expected_size(p, align, sizes[i]));
             assert_true(zm_usable_size(p) >= sizes[i]);
+#ifdef __SANITIZE_THREAD__
+            /* TSan's malloc(0) says 1 usable byte that its shadow still gives
+             * to the block freed there before: write the request only. */
+            memset(p, 0xa5, sizes[i]);
+#else
             memset(p, 0xa5, zm_usable_size(p)); /* the whole usable room is the caller's */
+#endif
             sum += (long long)zm_size(p);
             assert_int_equal(zt_used_since(base), sum);
             blocks[i] = p;
