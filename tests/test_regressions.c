@@ -161,6 +161,18 @@ static void *normal_thread(void *arg) {
     return NULL;
 }
 
+/* A thread that keeps one block of 100 bytes in *kept, after a late one
+ * (round r): the figure must then be *expect plus that block. 0 if not. */
+static int normal_round(int r, void **kept, size_t base, long long *expect) {
+    pthread_t t;
+    pthread_create(&t, NULL, normal_thread, kept);
+    pthread_join(t, NULL);
+    *expect += (long long)zt_expected_size(*kept, 100);
+    if (zt_used_since(base) == *expect) return 1;
+    fprintf(stderr, "round %d: used %+lld, expected %+lld\n", r, zt_used_since(base), *expect);
+    return 0;
+}
+
 /* In a child: a hang (the registry looping on itself) shows as SIGALRM. */
 static int late_rounds(void *arg) {
     (void)arg;
@@ -175,13 +187,7 @@ static int late_rounds(void *arg) {
         if (!late_blocks[r]) return 2;
         expect += (long long)zt_expected_size(late_blocks[r], 100);
         /* The next thread most likely reuses the late one's stack and TLS. */
-        pthread_create(&t, NULL, normal_thread, &normal[r]);
-        pthread_join(t, NULL);
-        expect += (long long)zt_expected_size(normal[r], 100);
-        if (zt_used_since(base) != expect) {
-            fprintf(stderr, "round %d: used %+lld, expected %+lld\n", r, zt_used_since(base), expect);
-            return 1;
-        }
+        if (!normal_round(r, &normal[r], base, &expect)) return 1;
     }
     for (int r = 0; r < 4; r++) {
         zm_free(late_blocks[r]);
@@ -232,13 +238,7 @@ static int late_pairs(void *arg) {
         pthread_join(t, NULL);
         /* The next thread most likely reuses the late one's stack and TLS;
          * no reader ran in between. */
-        pthread_create(&t, NULL, normal_thread, &normal[r]);
-        pthread_join(t, NULL);
-        expect += (long long)zt_expected_size(normal[r], 100);
-        if (zt_used_since(base) != expect) {
-            fprintf(stderr, "round %d: used %+lld, expected %+lld\n", r, zt_used_since(base), expect);
-            return 1;
-        }
+        if (!normal_round(r, &normal[r], base, &expect)) return 1;
     }
     for (int r = 0; r < 4; r++) zm_free(normal[r]);
     return zt_used_since(base) == 0 ? 0 : 3;
