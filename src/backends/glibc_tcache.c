@@ -5,7 +5,6 @@
  * bin limit is counted, and every request size the copies take is tried
  * both ways (ours against glibc's, glibc's against ours). Anything amiss
  * leaves them off, and zmalloc calls malloc and free as before. */
-#include <gnu/libc-version.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -14,6 +13,7 @@
 #include "os.h"
 
 #ifdef ZM_GLIBC_TCACHE
+#include <gnu/libc-version.h> /* glibc only: the copies are built for it alone */
 
 zm__gtc_params zm__gtc;
 

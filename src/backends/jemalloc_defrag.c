@@ -171,6 +171,7 @@ int zm__be_defrag_hint(const void *p) {
     len = sizeof arena;
     if (mallctlbymib(ctl.lookup, 2, &arena, &len, (void *)&p, sizeof p) != 0) return done(0);
     int64_t t = now_ns();
-    if (t - atomic_load_explicit(&checked, memory_order_relaxed) >= CHECK_NS) refresh(t);
+    int64_t last = atomic_load_explicit(&checked, memory_order_relaxed);
+    if (last == INT64_MIN || t - last >= CHECK_NS) refresh(t); /* INT64_MIN: never (no overflow) */
     return done(below_average(&u, full_slabs_of(arena, u.size / u.nregs)));
 }

@@ -11,7 +11,7 @@
 enum { THREADS = 4, ROUNDS = 20000 };
 
 static void *churn(void *arg) {
-    uintptr_t seed = (uintptr_t)arg * 2654435761u + 1;
+    uint64_t seed = (uint64_t)(uintptr_t)arg * 2654435761u + 1;
     void *keep[64] = {0};
     for (int i = 0; i < ROUNDS; i++) {
         seed = seed * 6364136223846793005u + 1442695040888963407u;
