@@ -47,7 +47,7 @@ static inline void *or_oom(void *p, size_t size) { return zm_likely(p != NULL) ?
 /* zm_malloc's and zm_malloc_usable's way when the fast path declines: the
  * OOM handler's call is in here too, so that the fast path needs no frame. */
 __attribute__((noinline)) static void *malloc_slow(size_t size, size_t *usable) {
-    return or_oom(alloc_generic(size, usable, ALLOC_PLAIN, 0), size);
+    return or_oom(alloc_generic(size, usable, ALLOC_PLAIN, ALIGN_NONE), size);
 }
 
 ZM_EXPORT void *zm_malloc(size_t size) {
@@ -93,7 +93,7 @@ ZM_INLINE void *aligned_impl(size_t align, size_t size) {
     /* An alignment no block of this size can have within PTRDIFF_MAX fails
      * here, as an overflowing size does: not every allocator's memalign
      * answers it with NULL (AddressSanitizer's aborts). */
-    if (zm_unlikely(align > (size_t)PTRDIFF_MAX - size)) {
+    if (zm_unlikely(size > (size_t)PTRDIFF_MAX || align > (size_t)PTRDIFF_MAX - size)) {
         errno = ENOMEM;
         return NULL;
     }

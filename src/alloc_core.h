@@ -6,6 +6,8 @@
 #define ZM_ALLOC_CORE_H
 
 #include <errno.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "block.h"
@@ -26,6 +28,12 @@ __attribute__((cold)) static void *fail(size_t *usable) {
 /* ALLOC_ALIGNED (the preload library's memalign family) takes an alignment,
  * a power of two, which the other kinds ignore. */
 enum alloc_kind { ALLOC_PLAIN, ALLOC_ZEROED, ALLOC_NO_TCACHE, ALLOC_ALIGNED };
+
+/* The alignment passed with a kind that takes none. Any power of two would
+ * do; 0 would not: glibc declares memalign with alloc_align, and clang 14
+ * crashes (EarlyCSE, isKnownNonZero) on a memalign(0, n) it sees in a branch
+ * the kind rules out. */
+#define ALIGN_NONE alignof(max_align_t)
 
 ZM_INLINE void *blk_alloc(size_t size, size_t *acct, enum alloc_kind kind, size_t align) {
     switch (kind) {
@@ -139,7 +147,7 @@ ZM_INLINE int alloc_fast(size_t size, void **out, size_t *usable) {
 /* Where the fast path gives up, or (jemalloc) the thread's publish is due:
  * out of line, so that the fast path keeps nothing across a call. */
 __attribute__((noinline)) static void *alloc_plain_slow(size_t size, size_t *usable) {
-    return alloc_generic(size, usable, ALLOC_PLAIN, 0);
+    return alloc_generic(size, usable, ALLOC_PLAIN, ALIGN_NONE);
 }
 #endif
 
@@ -156,7 +164,7 @@ ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind 
 }
 
 ZM_INLINE void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {
-    return alloc_aligned_impl(size, usable, kind, 0);
+    return alloc_aligned_impl(size, usable, kind, ALIGN_NONE);
 }
 
 #ifdef ZM_ALLOCATOR_COUNTS

@@ -117,7 +117,7 @@ ZM_INLINE void *counted(enum zm__fn fn, size_t size, enum alloc_kind kind, size_
     return p;
 }
 
-ZM_PUBLIC void *malloc(size_t size) { return counted(ZM_FN_MALLOC, size, ALLOC_PLAIN, 0); }
+ZM_PUBLIC void *malloc(size_t size) { return counted(ZM_FN_MALLOC, size, ALLOC_PLAIN, ALIGN_NONE); }
 
 ZM_PUBLIC void free(void *ptr) {
     zm__slot *s = zm__tls_slot;
@@ -132,7 +132,7 @@ ZM_PUBLIC void free(void *ptr) {
 ZM_PUBLIC void *calloc(size_t num, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(num, size, &total)) return note_failure(ZM_FN_CALLOC);
-    return counted(ZM_FN_CALLOC, total, ALLOC_ZEROED, 0);
+    return counted(ZM_FN_CALLOC, total, ALLOC_ZEROED, ALIGN_NONE);
 }
 
 /* realloc(p, 0) frees p and returns NULL, as glibc's does. */
@@ -159,7 +159,7 @@ ZM_PUBLIC void *reallocarray(void *ptr, size_t num, size_t size) {
 #define NATURAL_ALIGN (2 * sizeof(size_t))
 
 ZM_INLINE void *aligned(enum zm__fn fn, size_t align, size_t size) {
-    if (align <= NATURAL_ALIGN) return counted(fn, size, ALLOC_PLAIN, 0);
+    if (align <= NATURAL_ALIGN) return counted(fn, size, ALLOC_PLAIN, ALIGN_NONE);
     return counted(fn, size, ALLOC_ALIGNED, align);
 }
 
