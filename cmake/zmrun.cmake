@@ -7,6 +7,9 @@ set(ZM_PRELOAD_SOURCES
   src/fast_path.c
   src/os_elf.c
   src/os_linux.c
+  src/os_memory.c
+  src/os_rss.c
+  src/os_smaps.c
   src/preload/interpose.c
   src/preload/lifecycle.c
   src/preload/report.c
