@@ -34,9 +34,9 @@ function(zm_preload backend header lib)
   set(t zmalloc-preload-${backend})
   set(extra "")
   if(backend STREQUAL "libc")
-    set(extra src/backends/glibc_tcache.c)
+    set(extra src/backends/glibc_chunks.c src/backends/glibc_tcache.c)
   elseif(backend STREQUAL "tcmalloc")
-    set(extra src/backends/tcmalloc_fast.c)
+    set(extra src/backends/tcmalloc_fast.c src/backends/tcmalloc_sizes.c)
   endif()
   add_library(${t} SHARED ${ZM_PRELOAD_SOURCES} src/backends/${backend}.c ${extra})
   target_include_directories(${t} PRIVATE src include ${CMAKE_CURRENT_BINARY_DIR}/include ${incs})
@@ -45,8 +45,12 @@ function(zm_preload backend header lib)
   target_compile_options(${t} PRIVATE -fno-plt)
   # Only the C library's names leave the library: its zm_* functions must not
   # meet a libzmalloc the program itself links.
+  # interpose.c's zm__pl_NAME functions take the C library's names here.
+  set(names malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign valloc
+    pvalloc malloc_usable_size)
+  list(TRANSFORM names REPLACE "(.+)" "-Wl,--defsym=\\1=zm__pl_\\1")
   target_link_options(${t} PRIVATE -Wl,--version-script=${PROJECT_SOURCE_DIR}/src/preload/exports.map
-    -Wl,-z,now)
+    -Wl,-z,now ${names})
   target_link_libraries(${t} PRIVATE ${libs} Threads::Threads ${CMAKE_DL_LIBS})
   set_target_properties(${t} PROPERTIES C_VISIBILITY_PRESET hidden PREFIX lib
     LIBRARY_OUTPUT_DIRECTORY ${ZM_PRELOAD_DIR})

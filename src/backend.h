@@ -79,8 +79,18 @@ static inline void *zm__be_malloc_no_tcache(size_t size, size_t *usable) {
 static inline void zm__be_free_no_tcache(void *p, size_t size) { zm__be_free_sized(p, size); }
 #endif
 
-/* Allocator statistics in bytes; `have` holds the ZMALLOC_INFO_* bits of the
- * figures that are real. */
+/* Allocator statistics in bytes; `have` holds the ZM__BE_HAVE_* bits of the
+ * figures that are real. They are the public ZMALLOC_INFO_* bits (figures.c
+ * checks that at compile time), named here so that a backend needs nothing
+ * from the public header. */
+enum {
+    ZM__BE_HAVE_ALLOCATED = 0x01,
+    ZM__BE_HAVE_ACTIVE = 0x02,
+    ZM__BE_HAVE_RESIDENT = 0x04,
+    ZM__BE_HAVE_RETAINED = 0x08,
+    ZM__BE_HAVE_MUZZY = 0x10,
+    ZM__BE_HAVE_FRAG_SMALLBINS = 0x20,
+};
 typedef struct zm__be_stats {
     size_t allocated, active, resident, retained, muzzy, frag_smallbins;
     int have;

@@ -33,6 +33,13 @@ static void put(size_t *dst, size_t value) {
     if (dst) *dst = value;
 }
 
+/* The backend's statistics bits are the public ones, passed on as they are. */
+_Static_assert(ZM__BE_HAVE_ALLOCATED == ZMALLOC_INFO_ALLOCATED && ZM__BE_HAVE_ACTIVE == ZMALLOC_INFO_ACTIVE &&
+                   ZM__BE_HAVE_RESIDENT == ZMALLOC_INFO_RESIDENT &&
+                   ZM__BE_HAVE_RETAINED == ZMALLOC_INFO_RETAINED && ZM__BE_HAVE_MUZZY == ZMALLOC_INFO_MUZZY &&
+                   ZM__BE_HAVE_FRAG_SMALLBINS == ZMALLOC_INFO_FRAG_SMALLBINS,
+               "backend.h's ZM__BE_HAVE_* bits are zmalloc.h's ZMALLOC_INFO_* bits");
+
 ZM_EXPORT int zm_get_allocator_info(size_t *allocated, size_t *active, size_t *resident,
                                     size_t *retained, size_t *muzzy,
                                     size_t *frag_smallbins_bytes) {

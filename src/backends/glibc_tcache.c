@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backends/glibc_tcache.h"
 #include "fast_path.h"
 #include "os.h"
 
@@ -16,6 +16,7 @@
 #include <gnu/libc-version.h> /* glibc only: the copies are built for it alone */
 
 zm__gtc_params zm__gtc;
+uintptr_t zm__glibc_inline_floor = UINTPTR_MAX;
 
 /* Requests the copies take: glibc's 64 bins, chunks up to 1040 bytes. */
 #define LARGEST_REQUEST 1032
@@ -212,13 +213,6 @@ void zm__gtc_setup(void) {
     zm__glibc_inline_floor = 1;
     if (bins < 64) zm__fp_note(ZM_FP_GLIBC_TCACHE, "on for %zu bins: %s (request %zu)", bins, stop, n);
     else zm__fp_note(ZM_FP_GLIBC_TCACHE, NULL);
-}
-
-size_t zm__glibc_free_other(void *p) {
-    if (!p) return 0;
-    size_t n = zm__be_usable(p);
-    ZM_LIBC(free)(p);
-    return n;
 }
 
 #endif

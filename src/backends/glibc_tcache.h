@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backends/glibc_chunks.h"
 #include "internal.h"
 
 #if defined(ZM_GLIBC_CHUNKS) && defined(__x86_64__) && !defined(ZM_NO_FAST_PATHS)
@@ -46,6 +47,14 @@ typedef struct zm__gtc_params {
     intptr_t tpoff; /* glibc's `tcache` TLS word, from the thread pointer */
 } zm__gtc_params;
 extern ZM_HIDDEN zm__gtc_params zm__gtc;
+
+/* The copies' free takes blocks at or above this floor: 1 once they are on,
+ * UINTPTR_MAX before (one compare covers NULL and "off"). */
+extern ZM_HIDDEN uintptr_t zm__glibc_inline_floor;
+
+/* Turns the copies on where glibc's release is one verified and the trial
+ * agrees (glibc_tcache.c; at load, after zm__glibc_chunks_setup()). */
+ZM_HIDDEN void zm__gtc_setup(void);
 
 static inline zm__gtc_bins *zm__gtc_self(void) {
     return *(zm__gtc_bins *const *)((char *)__builtin_thread_pointer() + zm__gtc.tpoff);

@@ -8,7 +8,6 @@
 #include "backend.h"
 #include "fast_path.h"
 #include "os.h"
-#include "zmalloc.h"
 
 #define ZM_STR(x) ZM_STR2(x)
 #define ZM_STR2(x) #x
@@ -227,8 +226,8 @@ void zm__be_get_stats(zm__be_stats *out) {
     out->muzzy = read_size("stats.arenas." ARENAS_ALL ".pmuzzy") * read_size("arenas.page");
     out->frag_smallbins = small_bins_free_bytes();
     after_mallctl();
-    out->have = ZMALLOC_INFO_ALLOCATED | ZMALLOC_INFO_ACTIVE | ZMALLOC_INFO_RESIDENT |
-                ZMALLOC_INFO_RETAINED | ZMALLOC_INFO_MUZZY | ZMALLOC_INFO_FRAG_SMALLBINS;
+    out->have = ZM__BE_HAVE_ALLOCATED | ZM__BE_HAVE_ACTIVE | ZM__BE_HAVE_RESIDENT |
+                ZM__BE_HAVE_RETAINED | ZM__BE_HAVE_MUZZY | ZM__BE_HAVE_FRAG_SMALLBINS;
 }
 
 void zm__be_background_thread(int enable) {

@@ -13,59 +13,7 @@
 
 #include "internal.h"
 
-#ifdef ZM_PRELOAD
-/* In the preload library our malloc is the program's: glibc's own is reached
- * under the second names glibc exports it by (__libc_malloc, ...), taken from
- * glibc itself at the first call (libc.c): tcmalloc and mimalloc export those
- * names too, and a program that links them would bind ours to theirs. The
- * chunk reads are on from the start (a preload library is built for glibc
- * only, without sanitizers), and libc.c checks them at load time against
- * glibc's malloc_usable_size() and stops the program if they disagree. */
-typedef struct zm__glibc_fns {
-    void *(*malloc)(size_t);
-    void *(*calloc)(size_t, size_t);
-    void *(*realloc)(void *, size_t);
-    void *(*memalign)(size_t, size_t);
-    void (*free)(void *);
-    size_t (*usable_size)(void *);
-} zm__glibc_fns;
-extern ZM_HIDDEN zm__glibc_fns zm__glibc;
-#define ZM_LIBC(name) zm__glibc.name
-#else
-#define ZM_LIBC(name) name
-#endif
-
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#if defined(__has_feature)
-#if !__has_feature(address_sanitizer) && !__has_feature(thread_sanitizer) && \
-    !__has_feature(memory_sanitizer)
-#define ZM_GLIBC_CHUNKS 1
-#endif
-#else
-#define ZM_GLIBC_CHUNKS 1
-#endif
-#endif
-
-#ifdef ZM_GLIBC_CHUNKS
-extern ZM_HIDDEN int zm__glibc_chunks_ok;
-/* The size-word bit that costs an mmapped chunk a second header word: 2
- * (IS_MMAPPED) where it does (glibc up to 2.42), 0 where an mmapped chunk's
- * usable size is the chunk less one word like a heap chunk's (2.43). Learnt
- * at load from a real mmapped block (libc.c); heap and mmapped chunks are
- * checked apart. */
-extern ZM_HIDDEN size_t zm__glibc_mmap_bit;
-
-/* glibc's chunk size word: size | NON_MAIN_ARENA 4 | IS_MMAPPED 2 | PREV_INUSE 1.
- * A heap chunk gives up one word to its header; an mmapped chunk one or two. */
-static inline size_t zm__glibc_chunk_usable(const void *p) {
-    /* The word is glibc's, outside the caller's block: hide where the pointer
-     * came from so the compiler does not judge it against the block's bounds. */
-    const size_t *at = p;
-    __asm__("" : "+r"(at));
-    size_t word = at[-1];
-    return (word & ~(size_t)7) - sizeof(size_t) - (word & zm__glibc_mmap_bit) * (sizeof(size_t) / 2);
-}
-#endif
+#include "backends/glibc_chunks.h"
 
 #ifdef ZM_PRELOAD
 #ifndef ZM_GLIBC_CHUNKS
@@ -91,10 +39,6 @@ static inline void *zm__be_done(void *p, size_t *usable) {
 #include "backends/glibc_tcache.h"
 
 #ifdef ZM_GLIBC_TCACHE
-/* The copies of glibc's tcache paths (glibc_tcache.h), switched on at load
- * by zm__gtc_setup() (called from libc.c's load-time probe). */
-ZM_HIDDEN void zm__gtc_setup(void);
-
 #define ZM_BE_FAST_MALLOC 1
 #define zm__be_fast_malloc zm__gtc_malloc
 
@@ -102,7 +46,6 @@ ZM_HIDDEN void zm__gtc_setup(void);
  * copy, or 0 where it declines (one compare covers NULL and "copy off": the
  * floor is 1 once it is on, else UINTPTR_MAX); then glibc's free, out of
  * line. */
-extern ZM_HIDDEN uintptr_t zm__glibc_inline_floor;
 ZM_HIDDEN size_t zm__glibc_free_other(void *p); /* NULL too; returns the size freed */
 #define ZM_BE_FREE_FAST 1
 static inline size_t zm__be_free_fast(void *p) {
@@ -120,11 +63,6 @@ static inline size_t zm__be_free_fast(void *p) {
  * call follows the allocation and the block need not be kept across one. */
 #define ZM_BE_SIZES_CHECKED 1
 static inline int zm__be_sizes_inline(void) { return zm_likely(zm__glibc_chunks_ok); }
-/* Whether p is a block (not NULL) whose size may be read inline: one compare
- * against a floor that is 1 once the chunk reads are on, UINTPTR_MAX before
- * (the copies' free has a floor of its own: they may be off while the reads
- * are on). */
-extern ZM_HIDDEN uintptr_t zm__glibc_chunks_floor;
 static inline int zm__be_sizes_inline_at(const void *p) {
     return zm_likely((uintptr_t)p >= zm__glibc_chunks_floor);
 }

@@ -10,7 +10,6 @@
 #include "backend.h"
 #include "fast_path.h"
 #include "os.h"
-#include "zmalloc.h"
 
 size_t zm__mi_bins_max;
 int zm__mi_pages_ok;
@@ -233,7 +232,7 @@ void zm__be_get_stats(zm__be_stats *out) {
     size_t elapsed, user, sys, rss, peak_rss, commit = 0, peak_commit, faults;
     mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
     out->active = commit;
-    out->have = ZMALLOC_INFO_ACTIVE;
+    out->have = ZM__BE_HAVE_ACTIVE;
 }
 
 void zm__be_background_thread(int enable) { (void)enable; }

@@ -12,21 +12,7 @@
 
 #include "internal.h"
 
-/* TCMallocImplementation::GetAllocatedSize(const void *) and its object,
- * found and checked against tc_malloc_size() at load time (tcmalloc.c);
- * NULL: ask tc_malloc_size(). */
-extern ZM_HIDDEN size_t (*zm__tc_size_of)(void *self, const void *p);
-extern ZM_HIDDEN void *zm__tc_self;
-
-/* Usable sizes by request, as tcmalloc indexes its classes: 8-byte steps up
- * to 1 KiB, 128-byte steps up to 256 KiB (zm__tc_classes_ok: 1 once the table
- * agreed with tc_nallocx() and real blocks at both ends of every step, -1
- * where it did not, 0 before the load-time probe). */
-#define ZM_TC_SMALL_MAX 1024
-#define ZM_TC_LARGE_MAX (256 * 1024)
-extern ZM_HIDDEN uint32_t zm__tc_small[ZM_TC_SMALL_MAX / 8 + 1];
-extern ZM_HIDDEN uint32_t zm__tc_large[ZM_TC_LARGE_MAX / 128 + 1];
-extern ZM_HIDDEN int zm__tc_classes_ok;
+#include "backends/tcmalloc_sizes.h"
 
 static inline size_t zm__be_usable(const void *p) {
     if (zm_likely(zm__tc_size_of != NULL)) return zm__tc_size_of(zm__tc_self, p);
@@ -46,40 +32,9 @@ static inline size_t zm__tc_usable_of_request(const void *p, size_t n) {
     return zm__tc_classes_ok == 0 ? tc_nallocx(n, 0) : zm__be_usable(p);
 }
 
-/* A freed block's size without a call: tcmalloc's own cache of page ->
- * size class (a PackedCache, the first member of its page heap, which its
- * free reads first), then the class's size. The cache lives in
- * libtcmalloc_minimal.so at an offset read off Debian's 2.10 build; tcmalloc.c
- * turns the read on only for that very build (its GNU build ID) and only if
- * it agrees with tc_malloc_size() on real blocks; it fills the class sizes
- * from real blocks too. A miss, or a class not seen at load, declines (0):
- * the block is then asked. */
-extern ZM_HIDDEN const volatile uint64_t *zm__tc_class_cache;
-extern ZM_HIDDEN uintptr_t zm__tc_inline_floor; /* 1 once the read is on, else UINTPTR_MAX */
-#define ZM_TC_CLASSES 128
-extern ZM_HIDDEN uint32_t zm__tc_class_size[ZM_TC_CLASSES];
-
-/* p's size class from the cache (8 KiB pages, 2^16 entries keyed by the
- * page's high bits): below ZM_TC_CLASSES on a hit. */
-static inline uint64_t zm__tc_cached_class(const void *p) {
-    uintptr_t page = (uintptr_t)p >> 13;
-    return zm__tc_class_cache[page & 0xffff] ^ (page & ~(uintptr_t)0xffff);
-}
-
-static inline size_t zm__tc_cached_usable(const void *p) {
-    uint64_t cl = zm__tc_cached_class(p);
-    return zm_likely(cl < ZM_TC_CLASSES) ? zm__tc_class_size[cl] : 0;
-}
-
 #include "backends/tcmalloc_fast.h"
-#include "fast_path.h"
-
-/* Whether tc_version() is a gperftools release the private reads were
- * verified on; if not, notes why for fp (tcmalloc.c). */
-ZM_HIDDEN int zm__tc_version_verified(enum zm__fp fp);
 
 #ifdef ZM_TC_FAST
-ZM_HIDDEN void zm__tcf_setup(void);
 ZM_HIDDEN size_t zm__tc_free_other(void *p); /* NULL too; returns the size freed */
 
 #define ZM_BE_FAST_MALLOC 1

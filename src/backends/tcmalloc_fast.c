@@ -7,19 +7,16 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backends/tcmalloc_fast.h"
+#include "backends/tcmalloc_sizes.h"
 #include "fast_path.h"
-#include "os.h"
 
 #ifdef ZM_TC_FAST
 
 zm__tcf_params zm__tcf = {0, UINTPTR_MAX, 0, NULL, NULL, NULL};
 
-/* Debian 12's libtcmalloc_minimal.so.4.5.10 (gperftools 2.10-1), as
- * tcmalloc.c's page cache read. */
-static const unsigned char known_build_id[20] = {
-    0x39, 0xdf, 0xd4, 0xa5, 0x85, 0x57, 0x03, 0xfa, 0x6c, 0x24,
-    0x69, 0x74, 0x92, 0x82, 0xf7, 0x5b, 0x18, 0xa1, 0xaa, 0x66};
+/* Offsets in Debian 12's libtcmalloc_minimal.so.4.5.10 (gperftools 2.10-1),
+ * the build zm__tc_known_build() recognises. */
 #define KNOWN_TPOFF_GOT 0x28e58
 #define KNOWN_CLASS_ARRAY 0x1d6f20
 #define KNOWN_MALLOC_HOOKS 0x298a0
@@ -73,8 +70,7 @@ void zm__tcf_setup(void) {
         zm__fp_note(ZM_FP_TCMALLOC_COPIES, "needs the page cache read");
         return;
     }
-    if (!zm__os_object_has_build_id((const void *)&tc_free, known_build_id, sizeof known_build_id,
-                                    &base)) {
+    if (!zm__tc_known_build(&base)) {
         zm__fp_note(ZM_FP_TCMALLOC_COPIES, "build id differs");
         return;
     }
@@ -96,21 +92,6 @@ void zm__tcf_setup(void) {
     zm__tcf.bound = LARGEST_REQUEST + 1;
     zm__tcf.floor = 1;
     zm__fp_note(ZM_FP_TCMALLOC_COPIES, NULL);
-}
-
-/* A block the free copy declined: its size from the page cache where that
- * knows it (a small class: exact), else asked; the size goes to tcmalloc
- * only where it cannot mislead it (zm__be_free_sized). */
-size_t zm__tc_free_other(void *p) {
-    if (!p) return 0;
-    size_t n = zm__tc_inline_floor == 1 ? zm__tc_cached_usable(p) : 0;
-    if (n != 0) {
-        tc_free_sized(p, n);
-        return n;
-    }
-    n = zm__be_usable(p);
-    zm__be_free_sized(p, n);
-    return n;
 }
 
 #endif

@@ -48,6 +48,9 @@ typedef struct zm__tcf_params {
 } zm__tcf_params;
 extern ZM_HIDDEN zm__tcf_params zm__tcf;
 
+/* Turns the copies on where they prove themselves (tcmalloc_fast.c). */
+ZM_HIDDEN void zm__tcf_setup(void);
+
 /* +0: the cache malloc's fast path uses; +8: free's. NULL without one. */
 static inline unsigned char *zm__tcf_heap(size_t which) {
     return *(unsigned char *const *)((unsigned char *)__builtin_thread_pointer() + zm__tcf.tpoff +

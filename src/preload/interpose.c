@@ -20,6 +20,11 @@
 #include "alloc_core.h"
 #include "preload/preload.h"
 
+/* The entry points. Each is named zm__pl_NAME here and takes the C
+ * library's NAME only at link time (zmrun.cmake's --defsym, exported by
+ * exports.map): no object of the library defines a C library name, so a
+ * backend's call of the C library's malloc is never mistaken for a call up
+ * into this layer, by the linker or by a reader of the object files. */
 #define ZM_PUBLIC __attribute__((visibility("default")))
 
 /* Adds n to a statistic of the calling thread's slot. Only the owner writes
@@ -117,9 +122,9 @@ ZM_INLINE void *counted(enum zm__fn fn, size_t size, enum alloc_kind kind, size_
     return p;
 }
 
-ZM_PUBLIC void *malloc(size_t size) { return counted(ZM_FN_MALLOC, size, ALLOC_PLAIN, ALIGN_NONE); }
+ZM_PUBLIC void *zm__pl_malloc(size_t size) { return counted(ZM_FN_MALLOC, size, ALLOC_PLAIN, ALIGN_NONE); }
 
-ZM_PUBLIC void free(void *ptr) {
+ZM_PUBLIC void zm__pl_free(void *ptr) {
     zm__slot *s = zm__tls_slot;
     if (zm_unlikely(s == &zm__placeholder)) {
         note_free_shared(ptr);
@@ -129,7 +134,7 @@ ZM_PUBLIC void free(void *ptr) {
     if (ptr) free_any_impl(ptr);
 }
 
-ZM_PUBLIC void *calloc(size_t num, size_t size) {
+ZM_PUBLIC void *zm__pl_calloc(size_t num, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(num, size, &total)) return note_failure(ZM_FN_CALLOC);
     return counted(ZM_FN_CALLOC, total, ALLOC_ZEROED, ALIGN_NONE);
@@ -146,9 +151,9 @@ ZM_INLINE void *resize(enum zm__fn fn, void *ptr, size_t size) {
     return p;
 }
 
-ZM_PUBLIC void *realloc(void *ptr, size_t size) { return resize(ZM_FN_REALLOC, ptr, size); }
+ZM_PUBLIC void *zm__pl_realloc(void *ptr, size_t size) { return resize(ZM_FN_REALLOC, ptr, size); }
 
-ZM_PUBLIC void *reallocarray(void *ptr, size_t num, size_t size) {
+ZM_PUBLIC void *zm__pl_reallocarray(void *ptr, size_t num, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(num, size, &total)) return note_failure(ZM_FN_REALLOCARRAY);
     return resize(ZM_FN_REALLOCARRAY, ptr, total);
@@ -165,7 +170,7 @@ ZM_INLINE void *aligned(enum zm__fn fn, size_t align, size_t size) {
 
 static int power_of_two(size_t x) { return x && !(x & (x - 1)); }
 
-ZM_PUBLIC int posix_memalign(void **memptr, size_t align, size_t size) {
+ZM_PUBLIC int zm__pl_posix_memalign(void **memptr, size_t align, size_t size) {
     if (!power_of_two(align) || align % sizeof(void *)) {
         note_call(ZM_FN_POSIX_MEMALIGN);
         return EINVAL;
@@ -178,7 +183,7 @@ ZM_PUBLIC int posix_memalign(void **memptr, size_t align, size_t size) {
     return 0;
 }
 
-ZM_PUBLIC void *aligned_alloc(size_t align, size_t size) {
+ZM_PUBLIC void *zm__pl_aligned_alloc(size_t align, size_t size) {
     if (!power_of_two(align)) {
         note_call(ZM_FN_ALIGNED_ALLOC);
         errno = EINVAL;
@@ -198,15 +203,15 @@ static void *memalign_as(enum zm__fn fn, size_t align, size_t size) {
     return aligned(fn, align, size);
 }
 
-ZM_PUBLIC void *memalign(size_t align, size_t size) {
+ZM_PUBLIC void *zm__pl_memalign(size_t align, size_t size) {
     return memalign_as(ZM_FN_MEMALIGN, align, size);
 }
 
-ZM_PUBLIC void *valloc(size_t size) {
+ZM_PUBLIC void *zm__pl_valloc(size_t size) {
     return memalign_as(ZM_FN_VALLOC, (size_t)sysconf(_SC_PAGESIZE), size);
 }
 
-ZM_PUBLIC void *pvalloc(size_t size) {
+ZM_PUBLIC void *zm__pl_pvalloc(size_t size) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t rounded;
     if (__builtin_add_overflow(size, page - 1, &rounded)) return note_failure(ZM_FN_PVALLOC);
@@ -214,7 +219,7 @@ ZM_PUBLIC void *pvalloc(size_t size) {
     return memalign_as(ZM_FN_PVALLOC, page, rounded ? rounded : page); /* glibc: 0 gives a page */
 }
 
-ZM_PUBLIC size_t malloc_usable_size(void *ptr) {
+ZM_PUBLIC size_t zm__pl_malloc_usable_size(void *ptr) {
     note_call(ZM_FN_USABLE_SIZE);
     return ptr ? zm__blk_usable(ptr, zm__blk_acct(ptr)) : 0;
 }
