@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's performance figures: builds each backend in release form
+# The performance figures (docs/performance.md): builds each backend in release form
 # (build/rel-<backend>, no tests, no testing hooks), then prints
 #  1. bench_overhead's table (time per malloc+free pair, zmalloc against the
 #     same backend's raw malloc/free, interleaved rounds, median ratio), and

@@ -3,7 +3,7 @@
  * is initial-exec: glibc then either finds room in its static TLS surplus
  * and the library works, or refuses with its own message, "cannot allocate
  * memory in static TLS block" (GLIBC_TUNABLES=glibc.rtld.optional_static_tls
- * makes the room; README). Usage: test_dlopen LIB either|works */
+ * makes the room; docs/jemalloc.md). Usage: test_dlopen LIB either|works */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
