@@ -91,9 +91,15 @@ if(ZM_JE_PRIVATE_OBJECT)
   list(APPEND ZM_BACKEND_SOURCES src/backends/jemalloc_ctl.c src/backends/jemalloc_defrag.c)
   set(ZMALLOC_JEMALLOC ON)
   set(HAVE_DEFRAG ON)
+  set(ZM_COUNTER_STRATEGY allocator)
 else()
   list(APPEND ZM_BACKEND_SOURCES src/backends/jemalloc_none.c)
+  set(ZM_COUNTER_STRATEGY wrapper)
 endif()
+# Who counts (src/counter.h): the private jemalloc's own per-thread counters,
+# or the wrapper.
+set(ZM_COUNTER_SOURCE src/counter_${ZM_COUNTER_STRATEGY}.c)
+list(APPEND ZM_BACKEND_DEFINES "ZM_COUNTER_HEADER=\"counter_${ZM_COUNTER_STRATEGY}.h\"")
 # Without the copies of allocators' fast paths (zm_fast_paths() says so);
 # the portable tier stays.
 if(NOT ZMALLOC_FAST_PATHS)

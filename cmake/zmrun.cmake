@@ -3,7 +3,8 @@
 # chose for libzmalloc. glibc only (the libc one reaches glibc's malloc by
 # its __libc_* names), and not under sanitizers (they bring their own malloc).
 set(ZM_PRELOAD_SOURCES
-  src/counter.c
+  src/counter_registry.c
+  src/counter_wrapper.c
   src/fast_path.c
   src/os_elf.c
   src/os_linux.c
@@ -40,7 +41,10 @@ function(zm_preload backend header lib)
   endif()
   add_library(${t} SHARED ${ZM_PRELOAD_SOURCES} src/backends/${backend}.c ${extra})
   target_include_directories(${t} PRIVATE src include ${CMAKE_CURRENT_BINARY_DIR}/include ${incs})
+  # The wrapper counts; each slot has room for the statistics (preload/stats.h
+  # checks the size).
   target_compile_definitions(${t} PRIVATE _GNU_SOURCE ZM_PRELOAD=1 ZM_PRELOAD_BACKEND="${backend}"
+    "ZM_COUNTER_HEADER=\"counter_wrapper.h\"" ZM_SLOT_EXT_BYTES=640
     "ZM_BACKEND_HEADER=\"backends/${backend}.h\"" $<$<NOT:$<BOOL:${ZMALLOC_FAST_PATHS}>>:ZM_NO_FAST_PATHS=1>)
   target_compile_options(${t} PRIVATE -fno-plt)
   # Only the C library's names leave the library: its zm_* functions must not

@@ -140,8 +140,6 @@ ZM_EXPORT void zm_free(void *ptr) {
 #if defined(ZM_JE_FAST)
     if (zm_likely(zm__jef_free(ptr))) return;
     free_slow(ptr);
-#elif defined(ZM_ALLOCATOR_COUNTS)
-    free_any_impl(ptr); /* the allocator's free takes NULL, and so does the count */
 #else
     free_maybe_null_impl(ptr);
 #endif
@@ -169,13 +167,7 @@ ZM_EXPORT void *zm_malloc_no_tcache(size_t size) {
 
 ZM_EXPORT void zm_free_no_tcache(void *ptr) {
     if (!ptr) return;
-    size_t acct = zm__blk_acct(ptr);
-#ifdef ZM_ALLOCATOR_COUNTS
-    free_counted(ptr, acct, FREE_NO_TCACHE);
-#else
-    zm__count(-(int64_t)acct);
-    zm__blk_free_no_tcache(ptr, acct);
-#endif
+    free_counted(ptr, zm__blk_acct(ptr), FREE_NO_TCACHE);
 }
 
 ZM_EXPORT char *zm_strdup(const char *s) {
@@ -187,24 +179,17 @@ ZM_EXPORT char *zm_strdup(const char *s) {
 
 ZM_EXPORT void zm_libc_free(void *ptr) { free(ptr); }
 
-/* The size lookups count nothing: see zm__jef_after_uncounted_call(). */
-static inline void size_lookup_done(void) {
-#ifdef ZM_JE_FAST
-    zm__jef_after_uncounted_call();
-#endif
-}
-
 ZM_EXPORT size_t zm_size(const void *ptr) {
     if (!ptr) return 0;
     size_t size = zm__blk_acct(ptr);
-    size_lookup_done();
+    zm__count_nothing(); /* a size lookup */
     return size;
 }
 
 ZM_EXPORT size_t zm_usable_size(const void *ptr) {
     if (!ptr) return 0;
     size_t size = zm__blk_usable(ptr, zm__blk_acct(ptr));
-    size_lookup_done();
+    zm__count_nothing(); /* a size lookup */
     return size;
 }
 
@@ -218,3 +203,9 @@ ZM_EXPORT void zm_set_oom_handler(void (*handler)(size_t size)) {
 }
 
 ZM_EXPORT void zm_enable_thread_safeness(void) {}
+
+ZM_EXPORT size_t zm_used_memory(void) { return zm__used_memory(); }
+ZM_EXPORT size_t zm_used_memory_peak(void) { return zm__used_memory_peak(); }
+ZM_EXPORT void zm_reset_peak(void) { zm__reset_peak(); }
+ZM_EXPORT void zm_set_limit(size_t bytes) { zm__set_limit(bytes); }
+ZM_EXPORT size_t zm_get_limit(void) { return zm__get_limit(); }

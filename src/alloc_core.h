@@ -12,14 +12,9 @@
 
 #include "block.h"
 #include "counter.h"
-#ifdef ZM_PRELOAD
-#include "preload/preload.h"
-#endif
 
 __attribute__((cold)) static void *fail(size_t *usable) {
-#ifdef ZM_JE_FAST
-    zm__jef_after_uncounted_call();
-#endif
+    zm__count_nothing();
     if (usable) *usable = 0;
     errno = ENOMEM;
     return NULL;
@@ -39,10 +34,8 @@ ZM_INLINE void *blk_alloc(size_t size, size_t *acct, enum alloc_kind kind, size_
     switch (kind) {
     case ALLOC_ZEROED: return zm__blk_calloc(size, acct);
     case ALLOC_NO_TCACHE: return zm__blk_malloc_no_tcache(size, acct);
-#ifdef ZM_BLK_MEMALIGN
     case ALLOC_ALIGNED: return zm__blk_memalign(align, size, acct);
-#endif
-    default: (void)align; return zm__blk_malloc(size, acct);
+    default: return zm__blk_malloc(size, acct);
     }
 }
 
@@ -52,39 +45,18 @@ ZM_INLINE void *finish(void *p, size_t acct, size_t *usable) {
     return p;
 }
 
-/* A request of a batch or more is counted through the large-allocation
- * path, so that the peak sees every single allocation of that size. (Such a
- * request always took the slow check: the request bound is at most a batch.) */
-#ifndef ZM_ALLOCATOR_COUNTS
-ZM_INLINE void count_growth(size_t request, int64_t delta) {
-    if (request >= (size_t)ZM_PUBLISH_BATCH) zm__count_large(delta);
-    else zm__count(delta);
-}
-#endif
-
 /* Requests that take the slow check (a limit is set, or the request is a
  * batch or more), out of line so the hot path stays one compare. */
 __attribute__((noinline)) static void *alloc_checked(size_t size, size_t *usable,
                                                      enum alloc_kind kind, size_t align) {
-#ifdef ZM_PRELOAD
-    /* zmrun --fail-after: armed, it sends every request here. */
-    if (zm_unlikely(atomic_load_explicit(&zm__preload_fail_armed, memory_order_relaxed)) &&
-        zm__preload_fail_now())
-        return fail(usable);
-#endif
     if (!zm__request_allowed(size)) return fail(usable);
     size_t acct;
     void *p = blk_alloc(size, &acct, kind, align);
     if (zm_unlikely(!p)) return fail(usable);
-#ifdef ZM_ALLOCATOR_COUNTS
-    zm__after_slow_alloc(size);
-#else
-    count_growth(size, (int64_t)acct);
-#endif
+    zm__count_checked(size, (int64_t)acct);
     return finish(p, acct, usable);
 }
 
-#ifndef ZM_ALLOCATOR_COUNTS
 /* The publish an allocation's count left to do, out of line: the fast path
  * then keeps nothing alive across a call. */
 __attribute__((noinline, cold)) static void *publish_then_finish(void *p, zm__slot *s, int64_t b,
@@ -92,18 +64,15 @@ __attribute__((noinline, cold)) static void *publish_then_finish(void *p, zm__sl
     zm__count_slow(s, b, (int64_t)acct);
     return finish(p, acct, usable);
 }
-#endif
 
 ZM_INLINE void *alloc_generic(size_t size, size_t *usable, enum alloc_kind kind, size_t align) {
     if (zm_unlikely(!zm__request_small(size))) return alloc_checked(size, usable, kind, align);
     size_t acct;
     void *p = blk_alloc(size, &acct, kind, align);
     if (zm_unlikely(!p)) return fail(usable);
-#ifndef ZM_ALLOCATOR_COUNTS /* (where the allocator counts, it has) */
     zm__slot *s;
     int64_t b;
-    if (zm__count_update((int64_t)acct, &s, &b)) return publish_then_finish(p, s, b, acct, usable);
-#endif
+    if (zm__count_alloc((int64_t)acct, &s, &b)) return publish_then_finish(p, s, b, acct, usable);
     return finish(p, acct, usable);
 }
 
@@ -134,7 +103,7 @@ ZM_INLINE int alloc_fast(size_t size, void **out, size_t *usable) {
         return 0;
     zm__slot *s;
     int64_t b;
-    if (zm_unlikely(zm__count_update((int64_t)got, &s, &b)))
+    if (zm_unlikely(zm__count_alloc((int64_t)got, &s, &b)))
         *out = publish_then_finish(*out, s, b, got, usable);
     else if (usable)
         *usable = got;
@@ -167,51 +136,40 @@ ZM_INLINE void *alloc_impl(size_t size, size_t *usable, enum alloc_kind kind) {
     return alloc_aligned_impl(size, usable, kind, ALIGN_NONE);
 }
 
-#ifdef ZM_ALLOCATOR_COUNTS
-/* Which free: sized, the allocator's plain one (the size unknown), or
- * bypassing the thread cache. */
+/* Which free: sized, the allocator's plain one (the size unknown: where the
+ * allocator counts, ZM_COUNT_FREE_SIZES 0), or bypassing the thread cache. */
 enum free_kind { FREE_SIZED, FREE_PLAIN, FREE_NO_TCACHE };
 
 ZM_INLINE void blk_free(void *ptr, size_t acct, enum free_kind kind) {
     switch (kind) {
+#if !ZM_COUNT_FREE_SIZES /* only where the allocator counts; its backend has a plain free */
     case FREE_PLAIN: zm__be_free(ptr); break;
+#endif
     case FREE_NO_TCACHE: zm__blk_free_no_tcache(ptr, acct); break;
     default: zm__blk_free(ptr, acct); break;
     }
 }
 
-/* The allocator counts frees itself: only a thread without a slot has work
- * to do, once the block is gone. Asked first, so that the common case ends
- * in a jump to the allocator. */
+/* The count a free left to the slow path, after the free, out of line. */
+__attribute__((noinline, cold)) static void free_then_count(void *ptr, size_t acct,
+                                                            enum free_kind kind, zm__slot *s,
+                                                            int64_t b) {
+    blk_free(ptr, acct, kind);
+    zm__count_slow(s, b, -(int64_t)acct);
+}
+
+/* Counting first lets the compiler end zm_free with a jump to the backend. */
 ZM_INLINE void free_counted(void *ptr, size_t acct, enum free_kind kind) {
-    if (zm__free_needs_count()) {
-        blk_free(ptr, acct, kind);
-        zm__count_unslotted();
+    zm__slot *s;
+    int64_t b;
+    if (zm_unlikely(zm__count_free((int64_t)acct, &s, &b))) {
+        free_then_count(ptr, acct, kind, s, b);
         return;
     }
     blk_free(ptr, acct, kind);
 }
 
 ZM_INLINE void free_impl(void *ptr, size_t acct) { free_counted(ptr, acct, FREE_SIZED); }
-ZM_INLINE void free_any_impl(void *ptr) { free_counted(ptr, 0, FREE_PLAIN); }
-#else
-/* The publish a free's count left to do, then the free, out of line. */
-__attribute__((noinline, cold)) static void publish_then_free(void *ptr, size_t acct, zm__slot *s,
-                                                              int64_t b) {
-    zm__count_slow(s, b, -(int64_t)acct);
-    zm__blk_free(ptr, acct);
-}
-
-/* Counting first lets the compiler end zm_free with a jump to the backend. */
-ZM_INLINE void free_impl(void *ptr, size_t acct) {
-    zm__slot *s;
-    int64_t b;
-    if (zm__count_update(-(int64_t)acct, &s, &b)) {
-        publish_then_free(ptr, acct, s, b);
-        return;
-    }
-    zm__blk_free(ptr, acct);
-}
 
 /* Where the backend learns a block's size from the free itself, the block
  * stays counted until the free returns; elsewhere the size is looked up and
@@ -242,6 +200,10 @@ __attribute__((noinline)) static void free_declined(void *ptr) {
 #endif
 
 ZM_INLINE void free_any_impl(void *ptr) {
+    if (!ZM_COUNT_FREE_SIZES) {
+        free_counted(ptr, 0, FREE_PLAIN); /* the allocator's free takes NULL, and so does the count */
+        return;
+    }
 #if defined(ZM_BLK_FREE_FAST)
     /* Declined: out of line, a tail call, so the fast path needs no frame. */
     size_t n = zm__blk_free_fast(ptr);
@@ -249,9 +211,9 @@ ZM_INLINE void free_any_impl(void *ptr) {
         free_declined(ptr);
         return;
     }
-    zm__count(-(int64_t)n);
+    zm__count_freed(n);
 #elif defined(ZM_BLK_FREE_COUNTED)
-    zm__count(-(int64_t)zm__blk_free_counted(ptr));
+    zm__count_freed(zm__blk_free_counted(ptr));
 #elif defined(ZM_BLK_SIZES_CHECKED)
     /* One compare covers NULL and "reads off"; the inline read may also
      * decline one block (0): it is then asked. */
@@ -271,24 +233,18 @@ ZM_INLINE void free_maybe_null_impl(void *ptr) {
 #if defined(ZM_BLK_SIZES_CHECKED) || defined(ZM_BLK_FREE_TAKES_NULL)
     free_any_impl(ptr); /* it takes NULL */
 #else
-    if (ptr) free_any_impl(ptr);
+    if (ptr || !ZM_COUNT_FREE_SIZES) free_any_impl(ptr);
 #endif
 }
-#endif
 
 /* NULL with size 0 means "freed", not a failure. Only growth is checked
  * against the limit: a realloc that does not raise used memory always may. */
 ZM_INLINE void *realloc_impl(void *ptr, size_t size, size_t *usable) {
     if (!ptr) return alloc_impl(size, usable, ALLOC_PLAIN);
-#ifdef ZM_ALLOCATOR_COUNTS
-    /* A size that may be allocated without a check grows the block by less
-     * than that: no need to know the old size (the allocator counts the
-     * change). */
-    if (zm_likely(size != 0 && zm__request_small(size))) {
+    if (zm__realloc_counts_itself(size)) {
         void *q = zm__blk_realloc(ptr, size, usable);
         return zm_likely(q != NULL) ? q : fail(usable);
     }
-#endif
     size_t old = zm__blk_acct(ptr);
     if (size == 0) {
         free_impl(ptr, old);
@@ -301,11 +257,7 @@ ZM_INLINE void *realloc_impl(void *ptr, size_t size, size_t *usable) {
     size_t acct;
     void *p = zm__blk_realloc(ptr, size, &acct);
     if (zm_unlikely(!p)) return fail(usable);
-#ifdef ZM_ALLOCATOR_COUNTS
-    zm__after_slow_alloc(growth);
-#else
-    count_growth(growth, (int64_t)acct - (int64_t)old);
-#endif
+    zm__count_checked(growth, (int64_t)acct - (int64_t)old);
     return finish(p, acct, usable);
 }
 

@@ -51,11 +51,12 @@ __attribute__((noinline, cold)) static void note_free_shared(void *ptr) {
  * balance is now `balance`. */
 ZM_INLINE void note_in_slot(zm__slot *s, int64_t balance, enum zm__fn fn, size_t request,
                             size_t held) {
-    bump(&s->stats.calls[fn], 1);
-    bump(&s->stats.requested, request);
-    bump(&s->stats.held, held);
-    bump(&s->stats.hist[zm__size_bucket(request)], 1);
-    if (zm_unlikely(balance > s->peak_mark)) zm__peak_check(s);
+    zm__pl_slot *x = zm__pl(s);
+    bump(&x->stats.calls[fn], 1);
+    bump(&x->stats.requested, request);
+    bump(&x->stats.held, held);
+    bump(&x->stats.hist[zm__size_bucket(request)], 1);
+    if (zm_unlikely(balance > x->peak_mark)) x->peak_mark = zm__peak_offer(balance);
 }
 
 /* A thread with a slot counts in it; one without counts in the shared totals. */
@@ -71,7 +72,7 @@ ZM_INLINE void note_alloc(enum zm__fn fn, size_t request, size_t held) {
 ZM_INLINE void note_call(enum zm__fn fn) {
     zm__slot *s = zm__tls_slot;
     if (zm_unlikely(s == &zm__placeholder)) zm__stats_shared_call(fn, 0);
-    else bump(&s->stats.calls[fn], 1);
+    else bump(&zm__pl(s)->stats.calls[fn], 1);
 }
 
 __attribute__((cold, noinline)) static void *note_failure(enum zm__fn fn) {
@@ -80,15 +81,8 @@ __attribute__((cold, noinline)) static void *note_failure(enum zm__fn fn) {
     return NULL;
 }
 
-/* --fail-after on a realloc (the allocations proper check it on their slow
- * path, where an armed --fail-after sends them). */
-ZM_INLINE int injected_failure(void) {
-    return zm_unlikely(atomic_load_explicit(&zm__preload_fail_armed, memory_order_relaxed)) &&
-           zm__preload_fail_now();
-}
-
 /* The allocations the fast path below leaves: a limit, a large request, an
- * armed --fail-after (alloc_checked), or a due publish. */
+ * armed --fail-after (the request gate), or a due publish. */
 __attribute__((noinline)) static void *counted_checked(enum zm__fn fn, size_t size,
                                                        enum alloc_kind kind, size_t align) {
     size_t usable;
@@ -116,7 +110,7 @@ ZM_INLINE void *counted(enum zm__fn fn, size_t size, enum alloc_kind kind, size_
     if (zm_unlikely(!p)) return note_failure(fn);
     zm__slot *s;
     int64_t b;
-    if (zm_unlikely(zm__count_update((int64_t)acct, &s, &b)))
+    if (zm_unlikely(zm__count_alloc((int64_t)acct, &s, &b)))
         return counted_publish(fn, size, p, s, b, acct);
     note_in_slot(s, b, fn, size, zm__blk_usable(p, acct));
     return p;
@@ -130,7 +124,7 @@ ZM_PUBLIC void zm__pl_free(void *ptr) {
         note_free_shared(ptr);
         return;
     }
-    bump(&s->stats.calls[ZM_FN_FREE], 1);
+    bump(&zm__pl(s)->stats.calls[ZM_FN_FREE], 1);
     if (ptr) free_any_impl(ptr);
 }
 
@@ -140,9 +134,9 @@ ZM_PUBLIC void *zm__pl_calloc(size_t num, size_t size) {
     return counted(ZM_FN_CALLOC, total, ALLOC_ZEROED, ALIGN_NONE);
 }
 
-/* realloc(p, 0) frees p and returns NULL, as glibc's does. */
+/* realloc(p, 0) frees p and returns NULL, as glibc's does. An armed
+ * --fail-after is asked by the request check, as for any allocation. */
 ZM_INLINE void *resize(enum zm__fn fn, void *ptr, size_t size) {
-    if (ptr && size && injected_failure()) return note_failure(fn); /* else: the alloc path asks */
     size_t usable;
     void *p = realloc_impl(ptr, size, &usable);
     if (p) note_alloc(fn, size, usable);

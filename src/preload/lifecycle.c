@@ -41,40 +41,12 @@ static struct {
     _Atomic long allocations; /* counted only while --fail-after is armed */
 } st = {.stderr_fd = STDERR_FILENO};
 
-_Atomic int zm__preload_fail_armed;
-
-/* Armed, every allocation takes the slow request check (a request bound of
- * 0), which asks here; after the failure the bound is the limit's again. */
-int zm__preload_fail_now(void) {
+/* --fail-after: the registry's request gate. Set, it sends every request to
+ * the slow check, which asks here; it goes after the failure. */
+static int fail_now(void) {
     long n = atomic_fetch_add_explicit(&st.allocations, 1, memory_order_relaxed) + 1;
     if (n != st.fail_after) return 0;
-    atomic_store_explicit(&zm__preload_fail_armed, 0, memory_order_relaxed);
-    zm_set_limit(zm_get_limit());
-    return 1;
-}
-
-uint64_t zm__now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-int zm__expand_pid(const char *path, char *buf, size_t len) {
-    char pid[ZM_U64_DIGITS];
-    size_t npid = zm__format_u64(pid, (uint64_t)getpid());
-    size_t n = 0;
-    for (const char *c = path; *c; c++) {
-        if (c[0] == '%' && c[1] == 'p') {
-            if (n + npid >= len) return 0;
-            memcpy(buf + n, pid, npid);
-            n += npid;
-            c++;
-            continue;
-        }
-        if (n + 1 >= len) return 0;
-        buf[n++] = *c;
-    }
-    buf[n] = '\0';
+    zm__set_request_gate(NULL);
     return 1;
 }
 
@@ -150,10 +122,12 @@ static void catch_fatal_signals(void) {
     }
 }
 
-void zm__preload_fork_child(void) {
+/* In a fork child, after the other threads' slots retired: it starts its own
+ * figures. */
+static void fork_child(void) {
     zm__stats_reset();
-    zm_reset_peak();
-    if (zm__tls_slot != &zm__placeholder) zm__tls_slot->peak_mark = INT64_MIN;
+    zm__reset_peak();
+    if (zm__tls_slot != &zm__placeholder) zm__pl(zm__tls_slot)->peak_mark = INT64_MIN;
     st.pid = getpid();
     st.start_ns = zm__now_ns();
     atomic_store(&st.reported, 0);
@@ -174,7 +148,10 @@ static void find_real(void) {
     real.fexecve = (int (*)(int, char *const[], char *const[]))dlsym(RTLD_NEXT, "fexecve");
 }
 
+static const zm__registry_hooks hooks = {zm__stats_fold, fork_child};
+
 __attribute__((constructor(101))) static void preload_init(void) {
+    zm__registry_set_hooks(&hooks);
     st.start_ns = zm__now_ns();
     st.pid = getpid();
     /* Out of the way of the fds the program expects to get, and not passed
@@ -187,7 +164,7 @@ __attribute__((constructor(101))) static void preload_init(void) {
     const char *json = getenv("ZMRUN_JSON");
     st.json = json && strcmp(json, "1") == 0;
     long long limit = parse_number(getenv("ZMRUN_LIMIT"));
-    if (limit > 0) zm_set_limit((size_t)limit);
+    if (limit > 0) zm__set_limit((size_t)limit);
     long long nth = parse_number(getenv("ZMRUN_FAIL_AFTER"));
     if (nth > 0) {
         /* Calls made before this constructor ran count too. */
@@ -199,8 +176,7 @@ __attribute__((constructor(101))) static void preload_init(void) {
             if (i != ZM_FN_FREE && i != ZM_FN_USABLE_SIZE) made += (long)t.calls[i];
         atomic_store(&st.allocations, made);
         st.fail_after = (long)nth;
-        atomic_store(&zm__preload_fail_armed, 1);
-        atomic_store(&zm__request_bound, 0);
+        zm__set_request_gate(fail_now);
     }
     const char *csv = getenv("ZMRUN_CSV");
     long long interval = parse_number(getenv("ZMRUN_INTERVAL_MS"));

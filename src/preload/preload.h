@@ -12,19 +12,6 @@
 #include "counter.h"
 #include "preload/stats.h"
 
-/* Counts for a thread without a slot, with atomic adds. */
-ZM_HIDDEN void zm__stats_shared_alloc(enum zm__fn fn, size_t request, size_t held);
-ZM_HIDDEN void zm__stats_shared_call(enum zm__fn fn, int failed);
-/* Every thread's figures and the exact heap in use; with try_lock (a signal
- * handler), returns -1 instead of waiting for the registry lock. */
-ZM_HIDDEN int zm__stats_sum(zm__stats_total *out, int64_t *used, int try_lock);
-ZM_HIDDEN void zm__stats_reset(void);
-
-/* --fail-after N: set when armed, so that the hot path tests one flag. */
-extern ZM_HIDDEN _Atomic int zm__preload_fail_armed;
-/* Whether this allocation is the Nth (and disarms after it). */
-ZM_HIDDEN int zm__preload_fail_now(void);
-
 /* How the process ended, for the report. */
 enum zm__end { ZM_END_EXIT, ZM_END__EXIT, ZM_END_EXEC, ZM_END_SIGNAL };
 

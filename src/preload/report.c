@@ -4,6 +4,7 @@
  * run at exit, before an exec and in a signal handler. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "os.h"
@@ -48,6 +49,31 @@ size_t zm__format_u64(char *buf, uint64_t v) {
     while ((v /= 10) != 0);
     for (size_t i = 0; i < n; i++) buf[i] = rev[n - 1 - i];
     return n;
+}
+
+uint64_t zm__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int zm__expand_pid(const char *path, char *buf, size_t len) {
+    char pid[ZM_U64_DIGITS];
+    size_t npid = zm__format_u64(pid, (uint64_t)getpid());
+    size_t n = 0;
+    for (const char *c = path; *c; c++) {
+        if (c[0] == '%' && c[1] == 'p') {
+            if (n + npid >= len) return 0;
+            memcpy(buf + n, pid, npid);
+            n += npid;
+            c++;
+            continue;
+        }
+        if (n + 1 >= len) return 0;
+        buf[n++] = *c;
+    }
+    buf[n] = '\0';
+    return 1;
 }
 
 static void put_u64(out *o, uint64_t v) {
@@ -142,7 +168,7 @@ static void gather(figures *f, int try_lock) {
     f->exact = zm__stats_sum(&f->t, &f->heap, try_lock) == 0;
     if (!f->exact) f->heap = 0;
     if (f->heap < 0) f->heap = 0;
-    f->peak = zm_used_memory_peak();
+    f->peak = zm__used_memory_peak();
     f->rss = zm__os_rss();
     f->peak_rss = zm__os_status_bytes("VmHWM"); /* this process image's, unlike ru_maxrss */
     f->frag_milli = f->heap ? (uint64_t)((unsigned __int128)f->rss * 1000 / (uint64_t)f->heap) : 0;

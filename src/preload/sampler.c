@@ -26,7 +26,7 @@ static void sample(void) {
     size_t n = 0;
     n += zm__format_u64(line + n, (zm__now_ns() - sm.start_ns) / 1000000);
     line[n++] = ',';
-    n += zm__format_u64(line + n, zm_used_memory());
+    n += zm__format_u64(line + n, zm__used_memory());
     line[n++] = ',';
     n += zm__format_u64(line + n, zm__os_rss());
     line[n++] = '\n';

@@ -2,11 +2,13 @@
  * exit) or never had one, and the sum over every thread. */
 #include <string.h>
 
-#include "preload/preload.h"
+#include "counter.h"
+#include "preload/stats.h"
 
 static zm__stats shared;
 
-void zm__stats_fold(zm__stats *s) {
+void zm__stats_fold(zm__slot *slot) {
+    zm__stats *s = &zm__pl(slot)->stats;
     for (int i = 0; i < ZM_FN_COUNT; i++)
         atomic_fetch_add_explicit(&shared.calls[i], atomic_exchange(&s->calls[i], 0),
                                   memory_order_relaxed);
@@ -41,7 +43,9 @@ void zm__stats_add(zm__stats_total *t, const zm__stats *s) {
     t->held += atomic_load_explicit(&s->held, memory_order_relaxed);
 }
 
-static void add_slot(const zm__slot *s, void *total) { zm__stats_add(total, &s->stats); }
+static void add_slot(const zm__slot *s, void *total) {
+    zm__stats_add(total, &((const zm__pl_slot *)(const void *)s->ext)->stats);
+}
 
 int zm__stats_sum(zm__stats_total *out, int64_t *used, int try_lock) {
     memset(out, 0, sizeof *out);
@@ -62,6 +66,6 @@ static void clear(zm__stats *s) {
  * shared totals start again from zero. */
 void zm__stats_reset(void) {
     zm__slot *self = zm__tls_slot;
-    if (self != &zm__placeholder) clear(&self->stats);
+    if (self != &zm__placeholder) clear(&zm__pl(self)->stats);
     clear(&shared);
 }

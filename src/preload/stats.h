@@ -1,8 +1,9 @@
 /* The preload library's per-thread statistics: calls per function, a size
  * histogram, bytes requested and bytes the allocator gave. They live in the
- * thread's registry slot (counter.h), next to its balance, and like it are
- * written by the owner alone with plain relaxed loads and stores; a retired
- * slot's figures are folded into shared totals (stats.c). */
+ * extension area of the thread's registry slot (counter_registry.h), next to
+ * its balance, and like it are written by the owner alone with plain relaxed
+ * loads and stores; a retired slot's figures are folded into shared totals
+ * (stats.c, called by the registry through the hooks lifecycle.c sets). */
 #ifndef ZM_PRELOAD_STATS_H
 #define ZM_PRELOAD_STATS_H
 
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "counter_registry.h"
 #include "internal.h"
 
 enum zm__fn {
@@ -48,10 +50,27 @@ typedef struct zm__stats_total {
     uint64_t calls[ZM_FN_COUNT], failed, requested, held, hist[ZM_HIST_BUCKETS];
 } zm__stats_total;
 
-/* Called by the accounting layer (counter.c), under its registry lock. */
-ZM_HIDDEN void zm__stats_fold(zm__stats *s); /* adds s to the shared totals, zeroes s */
+/* The preload library's part of every registry slot. */
+typedef struct zm__pl_slot {
+    int64_t peak_mark; /* owner only: a balance above this may be a new peak */
+    zm__stats stats;   /* owner writes, like balance */
+} zm__pl_slot;
+_Static_assert(sizeof(zm__pl_slot) == ZM_SLOT_EXT_BYTES, "ZM_SLOT_EXT_BYTES (cmake/zmrun.cmake)");
+
+static inline zm__pl_slot *zm__pl(zm__slot *s) { return (zm__pl_slot *)(void *)s->ext; }
+
+/* The registry's retire hook (lock held): adds the slot's figures to the
+ * shared totals and zeroes them. */
+ZM_HIDDEN void zm__stats_fold(zm__slot *s);
 ZM_HIDDEN void zm__stats_add(zm__stats_total *t, const zm__stats *s);
-/* In a fork child, after the other threads' slots were folded. */
-ZM_HIDDEN void zm__preload_fork_child(void);
+/* Counts for a thread without a slot, with atomic adds. */
+ZM_HIDDEN void zm__stats_shared_alloc(enum zm__fn fn, size_t request, size_t held);
+ZM_HIDDEN void zm__stats_shared_call(enum zm__fn fn, int failed);
+/* Every thread's figures and the exact heap in use; with try_lock (a signal
+ * handler), returns -1 instead of waiting for the registry lock. */
+ZM_HIDDEN int zm__stats_sum(zm__stats_total *out, int64_t *used, int try_lock);
+/* Only the calling thread is left (a fork child): its own slot and the
+ * shared totals start again from zero. */
+ZM_HIDDEN void zm__stats_reset(void);
 
 #endif
