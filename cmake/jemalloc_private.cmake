@@ -81,20 +81,39 @@ set(ZM_JE_FAST_OK FALSE)
 set(_zm_jef_out "left out of this build (ZMALLOC_FAST_PATHS=OFF)")
 if(ZMALLOC_FAST_PATHS AND CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND NOT CMAKE_CROSSCOMPILING
    AND CMAKE_SIZEOF_VOID_P EQUAL 8)
-  try_run(ZM_JEF_CHECK_RAN ZM_JEF_CHECK_BUILT "${CMAKE_CURRENT_BINARY_DIR}/jemalloc_fast_check"
-    "${PROJECT_SOURCE_DIR}/src/backends/jemalloc_fast_check.c"
-    CMAKE_FLAGS "-DINCLUDE_DIRECTORIES=${PROJECT_SOURCE_DIR}/src"
-    COMPILE_DEFINITIONS -DZM_JE_PRIVATE=1 -DZM_JEF_CHECK=1 -D_GNU_SOURCE
-    LINK_LIBRARIES "${ZM_JE_PRIVATE_OBJECT}" pthread ${CMAKE_DL_LIBS} m
-    COMPILE_OUTPUT_VARIABLE _zm_jef_compile_out
-    RUN_OUTPUT_VARIABLE _zm_jef_out)
-  if(ZM_JEF_CHECK_BUILT AND ZM_JEF_CHECK_RAN EQUAL 0)
-    set(ZM_JE_FAST_OK TRUE)
-  endif()
-  string(STRIP "${_zm_jef_out}" _zm_jef_out)
-  if(NOT ZM_JEF_CHECK_BUILT)
-    set(_zm_jef_out "the check did not build")
-  endif()
+  # The release (its thread data's layout), then both forms of its rtree
+  # leaves (jemalloc_fast.h), compact first.
+  set(ZM_JEF_RELEASE "${major}${minor}${bugfix}")
+  set(ZM_JEF_LEAF_WIDE FALSE)
+  foreach(_zm_leaf compact wide)
+    set(_zm_leaf_def "")
+    if(_zm_leaf STREQUAL "wide")
+      set(_zm_leaf_def -DZM_JEF_LEAF_WIDE=1)
+    endif()
+    try_run(ZM_JEF_CHECK_RAN_${_zm_leaf} ZM_JEF_CHECK_BUILT_${_zm_leaf} "${CMAKE_CURRENT_BINARY_DIR}/jemalloc_fast_check_${_zm_leaf}"
+      "${PROJECT_SOURCE_DIR}/src/backends/jemalloc_fast_check.c"
+      CMAKE_FLAGS "-DINCLUDE_DIRECTORIES=${PROJECT_SOURCE_DIR}/src"
+      COMPILE_DEFINITIONS -DZM_JE_PRIVATE=1 -DZM_JEF_CHECK=1 -D_GNU_SOURCE -DZM_JEF_RELEASE=${ZM_JEF_RELEASE}
+        ${_zm_leaf_def}
+      LINK_LIBRARIES "${ZM_JE_PRIVATE_OBJECT}" pthread ${CMAKE_DL_LIBS} m
+      COMPILE_OUTPUT_VARIABLE _zm_jef_compile_out
+      RUN_OUTPUT_VARIABLE _zm_jef_run)
+    string(STRIP "${_zm_jef_run}" _zm_jef_run)
+    if(NOT ZM_JEF_CHECK_BUILT_${_zm_leaf})
+      set(_zm_jef_run "the check did not build")
+    endif()
+    if(_zm_leaf STREQUAL "compact")
+      set(_zm_jef_out "${_zm_jef_run}")
+    endif()
+    if(ZM_JEF_CHECK_BUILT_${_zm_leaf} AND ZM_JEF_CHECK_RAN_${_zm_leaf} EQUAL 0)
+      set(ZM_JE_FAST_OK TRUE)
+      set(_zm_jef_out "${_zm_jef_run}, ${_zm_leaf} rtree leaves")
+      if(_zm_leaf STREQUAL "wide")
+        set(ZM_JEF_LEAF_WIDE TRUE)
+      endif()
+      break()
+    endif()
+  endforeach()
 endif()
 message(STATUS "zmalloc: jemalloc fast paths in zmalloc: ${ZM_JE_FAST_OK} (${_zm_jef_out})")
 # The check's word, for zm_fast_paths() where the copies are not built in.

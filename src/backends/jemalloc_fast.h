@@ -15,8 +15,8 @@
  * nominal, so a thread not set up yet falls through); then a pop from the
  * thread cache's bin, whose low-water mark is kept as jemalloc keeps it.
  *
- * The TSD offsets below are those of Debian's 5.3.0 x86-64 build (read off
- * its malloc's and free's object code). The private jemalloc is linked into
+ * The TSD offsets below are those of Debian's 5.3.0 and 5.3.1 x86-64 builds
+ * (read off their malloc's and free's object code). The private jemalloc is linked into
  * libzmalloc at build time, so its layout cannot change after that: the
  * build (cmake/jemalloc_private.cmake) runs jemalloc_fast_check.c against the
  * very object it links, and compiles this in (ZM_JE_FAST_OK) only if the
@@ -34,20 +34,50 @@
 
 #include "internal.h"
 
-/* The jemalloc version whose layout this is. */
+/* The jemalloc release whose layout this is, and where its thread data
+ * (tsd_t) puts the fields read here: 5.3.1 has 0x70 bytes more ahead of all
+ * of them. cmake/jemalloc_private.cmake passes ZM_JEF_RELEASE from the
+ * header of the jemalloc it links; the build check then holds the release
+ * to its exact version string. */
+#if defined(ZM_JEF_RELEASE) && ZM_JEF_RELEASE == 531
+#define ZM_JEF_VERSION "5.3.1-0-g81034ce1f1373e37dc865038e1bc8eeecf559ce8"
+#define ZM_JEF_TSD 0x70
+#else
 #define ZM_JEF_VERSION "5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c"
+#define ZM_JEF_TSD 0
+#endif
 
-/* Offsets in jemalloc's tsd_t. */
-#define ZM_JEF_ALLOCATED 0x338  /* thread_allocated: bytes allocated, ever */
-#define ZM_JEF_NEXT_EVENT 0x340 /* thread_allocated_next_event_fast */
-#define ZM_JEF_BINS 0x360       /* tcache's cache_bin_t bins[], 24 bytes each */
+/* Offsets in jemalloc's tsd_t (Debian's x86-64 builds, read off their malloc's
+ * and free's object code). */
+#define ZM_JEF_ALLOCATED (0x338 + ZM_JEF_TSD)  /* thread_allocated: bytes allocated, ever */
+#define ZM_JEF_NEXT_EVENT (0x340 + ZM_JEF_TSD) /* thread_allocated_next_event_fast */
+#define ZM_JEF_BINS (0x360 + ZM_JEF_TSD)       /* tcache's cache_bin_t bins[], 24 bytes each */
 #define ZM_JEF_BIN_BYTES 24
-#define ZM_JEF_DEALLOCATED 0x348  /* thread_deallocated: bytes freed, ever */
-#define ZM_JEF_DEALLOC_EVENT 0x350 /* thread_deallocated_next_event_fast */
-/* The rtree lookup cache: 16 entries of {leaf key, leaf}, picked by address
- * bits 30-33; a leaf holds one 8-byte element per 4 KiB page of its 1 GiB,
- * with the size-class index in bits 48-63 and "slab" in bit 0. */
-#define ZM_JEF_RTREE_CACHE 0x1b0
+#define ZM_JEF_DEALLOCATED (0x348 + ZM_JEF_TSD)   /* thread_deallocated: bytes freed, ever */
+#define ZM_JEF_DEALLOC_EVENT (0x350 + ZM_JEF_TSD) /* thread_deallocated_next_event_fast */
+/* The rtree lookup cache: 16 entries of {leaf key, leaf}. A leaf holds one
+ * element per 4 KiB page, in one of the two forms jemalloc 5.3.0 is built
+ * with (the build check, cmake/jemalloc_private.cmake, finds which agrees):
+ * - compact (Debian 12): 8-byte elements, a leaf per 1 GiB, the entry picked
+ *   by address bits 30-33; size-class index in bits 48-63, "slab" in bit 0;
+ * - wide (ZM_JEF_LEAF_WIDE; Debian 13, whose build leaves rtree leaves
+ *   uncompacted): 16-byte elements {extent, metadata}, a leaf per 128 MiB,
+ *   the entry picked by bits 27-30; in the metadata word "slab" in bit 0 and
+ *   the size-class index from bit 5. */
+#define ZM_JEF_RTREE_CACHE (0x1b0 + ZM_JEF_TSD)
+#ifdef ZM_JEF_LEAF_WIDE
+#define ZM_JEF_LEAF_BITS 27 /* log2 of the bytes a leaf covers */
+#define ZM_JEF_ELM_SHIFT 4  /* log2 of an element's bytes */
+#define ZM_JEF_ELM_META 8   /* the metadata word's offset in an element */
+#define ZM_JEF_IND_SHIFT 5
+typedef uint32_t __attribute__((may_alias)) zm__jef_meta; /* jemalloc's atomic_u_t */
+#else
+#define ZM_JEF_LEAF_BITS 30
+#define ZM_JEF_ELM_SHIFT 3
+#define ZM_JEF_ELM_META 0
+#define ZM_JEF_IND_SHIFT 48
+typedef uint64_t __attribute__((may_alias)) zm__jef_meta;
+#endif
 /* Offsets in cache_bin_t. */
 #define ZM_JEF_BIN_HEAD 0x00      /* void **stack_head */
 #define ZM_JEF_BIN_NREQUESTS 0x08 /* uint64_t: statistics */
@@ -122,9 +152,11 @@ ZM_INLINE int zm__jef_malloc(size_t size, uint64_t threshold, void **out, size_t
  * cached leaf pointer). */
 ZM_INLINE int zm__jef_leaf_bits(const void *ptr, uint64_t *bits) {
     uintptr_t a = (uintptr_t)ptr;
-    unsigned char *entry = zm__jep_tsd_tls + ZM_JEF_RTREE_CACHE + ((a >> 26) & 0xf0);
-    if (zm_unlikely(*(zm__jef_u64 *)entry != (a & ~(uintptr_t)0x3fffffff))) return 0;
-    *bits = (*(zm__jef_u64 *const *)(entry + 8))[(a >> 12) & 0x3ffff];
+    unsigned char *entry = zm__jep_tsd_tls + ZM_JEF_RTREE_CACHE + ((a >> (ZM_JEF_LEAF_BITS - 4)) & 0xf0);
+    if (zm_unlikely(*(zm__jef_u64 *)entry != (a & ~(((uintptr_t)1 << ZM_JEF_LEAF_BITS) - 1)))) return 0;
+    size_t page = (a >> 12) & (((size_t)1 << (ZM_JEF_LEAF_BITS - 12)) - 1);
+    const unsigned char *leaf = *(unsigned char *const *)(entry + 8);
+    *bits = *(const zm__jef_meta *)(leaf + (page << ZM_JEF_ELM_SHIFT) + ZM_JEF_ELM_META);
     return 1;
 }
 
@@ -133,7 +165,7 @@ ZM_INLINE int zm__jef_free(void *ptr) {
     uint64_t bits;
     if (zm_unlikely((uintptr_t)ptr < zm__jef_floor)) return 0;
     if (zm_unlikely(!zm__jef_leaf_bits(ptr, &bits) || !(bits & 1))) return 0;
-    unsigned ind = (unsigned)(bits >> 48);
+    unsigned ind = (unsigned)(bits >> ZM_JEF_IND_SHIFT);
     uint64_t after = *(zm__jef_u64 *)(tsd + ZM_JEF_DEALLOCATED) + zm__jep_sz_index2size_tab[ind];
     if (zm_unlikely(after >= *(zm__jef_u64 *)(tsd + ZM_JEF_DEALLOC_EVENT))) return 0;
     unsigned char *bin = tsd + ZM_JEF_BINS + (size_t)ind * ZM_JEF_BIN_BYTES;

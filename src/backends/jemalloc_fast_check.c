@@ -87,7 +87,7 @@ static int check_free(size_t size) {
             return fail("leaf not in the lookup cache", size);
         }
         size_t usize = zm__jep_sallocx(p, 0);
-        unsigned ind = (unsigned)(bits >> 48);
+        unsigned ind = (unsigned)(bits >> ZM_JEF_IND_SHIFT);
         if (!(bits & 1) || ind != zm__jep_sz_size2index_tab[(size + 7) >> 3] ||
             zm__jep_sz_index2size_tab[ind] != usize) {
             zm__jep_free(p);
