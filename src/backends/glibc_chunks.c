@@ -80,11 +80,7 @@ zm__glibc_fns zm__glibc = {first_malloc, first_calloc, first_realloc,
 #endif
 
 #ifdef ZM_GLIBC_CHUNKS
-int zm__glibc_chunks_ok;
 size_t zm__glibc_mmap_bit = 2;
-#ifndef ZM_PRELOAD
-uintptr_t zm__glibc_chunks_floor = UINTPTR_MAX;
-#endif
 
 /* A block's chunk size word (glibc's, outside the block). */
 static size_t size_word(const void *p) {
@@ -139,16 +135,13 @@ static int mmap_chunks_agree(void) {
     return 1;
 }
 
-void zm__glibc_chunks_setup(int malloc_is_glibcs) {
+int zm__glibc_chunks_try(int malloc_is_glibcs) {
     if (!malloc_is_glibcs) {
         zm__fp_note(ZM_FP_GLIBC_HEAP_CHUNKS, "malloc is not glibc's");
-        return;
+        return 0;
     }
     /* Both kinds, or neither: the read has no branch per kind. */
-    zm__glibc_chunks_ok = heap_chunks_agree() && mmap_chunks_agree();
-#ifndef ZM_PRELOAD
-    if (zm__glibc_chunks_ok) zm__glibc_chunks_floor = 1;
-#endif
+    return heap_chunks_agree() && mmap_chunks_agree();
 }
 #endif
 

@@ -48,7 +48,6 @@ extern ZM_HIDDEN zm__glibc_fns zm__glibc;
 #endif
 
 #ifdef ZM_GLIBC_CHUNKS
-extern ZM_HIDDEN int zm__glibc_chunks_ok;
 /* The size-word bit that costs an mmapped chunk a second header word: 2
  * (IS_MMAPPED) where it does (glibc up to 2.42), 0 where an mmapped chunk's
  * usable size is the chunk less one word like a heap chunk's (2.43). Learnt
@@ -69,17 +68,10 @@ static inline size_t zm__glibc_chunk_usable(const void *p) {
 #endif
 
 #ifdef ZM_GLIBC_CHUNKS
-#ifndef ZM_PRELOAD
-/* Whether p is a block (not NULL) whose size may be read inline: one compare
- * against a floor that is 1 once the chunk reads are on, UINTPTR_MAX before
- * (the copies' free has a floor of its own: they may be off while the reads
- * are on). */
-extern ZM_HIDDEN uintptr_t zm__glibc_chunks_floor;
-#endif
-/* Tries the chunk reads on real blocks of both kinds and turns them on
- * (zm__glibc_chunks_ok, the floor) if they agree; malloc_is_glibcs: whether
- * malloc is glibc's own (else they stay off). Notes the outcome. */
-ZM_HIDDEN void zm__glibc_chunks_setup(int malloc_is_glibcs);
+/* Tries the chunk reads on real blocks of both kinds: 1 if they agree with
+ * glibc, else 0; malloc_is_glibcs: whether malloc is glibc's own (if not,
+ * 0 at once). Notes the outcome. The backend keeps the switch (libc.c). */
+ZM_HIDDEN int zm__glibc_chunks_try(int malloc_is_glibcs);
 #endif
 
 #endif

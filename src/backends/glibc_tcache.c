@@ -179,9 +179,9 @@ static const char *const verified[] = {"2.36", "2.41", NULL};
 /* Turns the copies on for the bins glibc caches (64, unless the
  * glibc.malloc.tcache_max tunable lowered it: a bin glibc never fills fails
  * the trial before the copies touch it, and the copies stop below it). */
-void zm__gtc_setup(void) {
+void zm__gtc_setup(int chunks_ok) {
     if (!zm__fp_allowed(ZM_FP_GLIBC_TCACHE)) return;
-    if (!zm__glibc_chunks_ok || zm__os_valgrind_replaces_malloc()) {
+    if (!chunks_ok || zm__os_valgrind_replaces_malloc()) {
         zm__fp_note(ZM_FP_GLIBC_TCACHE, "malloc is not glibc's own, or its chunks disagreed");
         return;
     }

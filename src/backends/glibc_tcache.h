@@ -53,8 +53,9 @@ extern ZM_HIDDEN zm__gtc_params zm__gtc;
 extern ZM_HIDDEN uintptr_t zm__glibc_inline_floor;
 
 /* Turns the copies on where glibc's release is one verified and the trial
- * agrees (glibc_tcache.c; at load, after zm__glibc_chunks_setup()). */
-ZM_HIDDEN void zm__gtc_setup(void);
+ * agrees (glibc_tcache.c; at load); chunks_ok: whether the chunk reads are
+ * on (the copies need them). */
+ZM_HIDDEN void zm__gtc_setup(int chunks_ok);
 
 static inline zm__gtc_bins *zm__gtc_self(void) {
     return *(zm__gtc_bins *const *)((char *)__builtin_thread_pointer() + zm__gtc.tpoff);

@@ -32,12 +32,22 @@ static int find_glibc_malloc(void) {
 static int find_glibc_malloc(void) { return 0; }
 #endif
 
+#ifdef ZM_GLIBC_CHUNKS
+int zm__glibc_chunks_ok;
+#ifndef ZM_PRELOAD
+uintptr_t zm__glibc_chunks_floor = UINTPTR_MAX;
+#endif
+#endif
+
 __attribute__((constructor)) static void probe_malloc(void) {
     malloc_is_glibcs = find_glibc_malloc();
 #ifdef ZM_GLIBC_CHUNKS
-    zm__glibc_chunks_setup(malloc_is_glibcs);
+    zm__glibc_chunks_ok = zm__glibc_chunks_try(malloc_is_glibcs);
+#ifndef ZM_PRELOAD
+    if (zm__glibc_chunks_ok) zm__glibc_chunks_floor = 1;
+#endif
 #ifdef ZM_GLIBC_TCACHE
-    zm__gtc_setup(); /* sets the copies' floor */
+    zm__gtc_setup(zm__glibc_chunks_ok); /* sets the copies' floor */
 #elif defined(__x86_64__)
     zm__fp_allowed(ZM_FP_GLIBC_TCACHE); /* notes why not */
 #else

@@ -15,6 +15,21 @@
 
 #include "backends/glibc_chunks.h"
 
+#ifdef ZM_GLIBC_CHUNKS
+/* Whether the chunk reads are on (libc.c, at load: zm__glibc_chunks_try()).
+ * Defined beside the load-time probe, so that a program that links the
+ * static library and calls nothing but zm_malloc and zm_free still links
+ * the probe. */
+extern ZM_HIDDEN int zm__glibc_chunks_ok;
+#ifndef ZM_PRELOAD
+/* Whether p is a block (not NULL) whose size may be read inline: one compare
+ * against a floor that is 1 once the chunk reads are on, UINTPTR_MAX before
+ * (the copies' free has a floor of its own: they may be off while the reads
+ * are on). */
+extern ZM_HIDDEN uintptr_t zm__glibc_chunks_floor;
+#endif
+#endif
+
 #ifdef ZM_PRELOAD
 #ifndef ZM_GLIBC_CHUNKS
 #error "the libc preload library reads glibc's chunk headers: glibc, no sanitizers"

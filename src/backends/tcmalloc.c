@@ -8,8 +8,10 @@
 #include "fast_path.h"
 #include "os.h"
 
+int zm__tc_classes_ok;
+
 __attribute__((constructor)) static void probe_tcmalloc(void) {
-    zm__tc_sizes_setup();
+    zm__tc_classes_ok = zm__tc_sizes_setup();
 #ifdef ZM_TC_FAST
     zm__tcf_setup();
 #else

@@ -14,6 +14,12 @@
 
 #include "backends/tcmalloc_sizes.h"
 
+/* 1 once the class tables agreed with tcmalloc (tcmalloc_sizes.h), -1 where
+ * they did not, 0 before the load-time probe. Defined beside the probe
+ * (tcmalloc.c), so that a program that links the static library and calls
+ * nothing but zm_malloc and zm_free still links the probe. */
+extern ZM_HIDDEN int zm__tc_classes_ok;
+
 static inline size_t zm__be_usable(const void *p) {
     if (zm_likely(zm__tc_size_of != NULL)) return zm__tc_size_of(zm__tc_self, p);
     return tc_malloc_size((void *)p);

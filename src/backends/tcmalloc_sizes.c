@@ -10,7 +10,6 @@ size_t (*zm__tc_size_of)(void *self, const void *p);
 void *zm__tc_self;
 uint32_t zm__tc_small[ZM_TC_SMALL_MAX / 8 + 1];
 uint32_t zm__tc_large[ZM_TC_LARGE_MAX / 128 + 1];
-int zm__tc_classes_ok;
 const volatile uint64_t *zm__tc_class_cache;
 uintptr_t zm__tc_inline_floor = UINTPTR_MAX;
 uint32_t zm__tc_class_size[ZM_TC_CLASSES];
@@ -27,7 +26,7 @@ int zm__tc_known_build(uintptr_t *base) {
     return zm__os_object_has_build_id((const void *)&tc_free, known_build_id, sizeof known_build_id, base);
 }
 
-/* The tables' size for request n (zm__tc_classes_ok, n <= ZM_TC_LARGE_MAX). */
+/* The tables' size for request n (once filled, n <= ZM_TC_LARGE_MAX). */
 static size_t table_size(size_t n) {
     return n <= ZM_TC_SMALL_MAX ? zm__tc_small[(n + 7) >> 3] : zm__tc_large[(n + 127) >> 7];
 }
@@ -49,10 +48,10 @@ int zm__tc_version_verified(enum zm__fp fp) {
     return zm__fp_version(fp, "gperftools", version, verified);
 }
 
-static void find_class_cache(void) {
+static void find_class_cache(int classes_ok) {
     if (!zm__fp_allowed(ZM_FP_TCMALLOC_PAGE_CACHE) || !zm__tc_version_verified(ZM_FP_TCMALLOC_PAGE_CACHE))
         return;
-    if (zm__os_valgrind_replaces_malloc() || zm__tc_classes_ok <= 0) {
+    if (zm__os_valgrind_replaces_malloc() || classes_ok <= 0) {
         zm__fp_note(ZM_FP_TCMALLOC_PAGE_CACHE, "needs tcmalloc's own blocks and the size table");
         return;
     }
@@ -153,8 +152,9 @@ static void find_size_lookup(void) {
     }
 }
 
-void zm__tc_sizes_setup(void) {
-    zm__tc_classes_ok = fill_classes() ? 1 : -1;
+int zm__tc_sizes_setup(void) {
+    int classes_ok = fill_classes() ? 1 : -1;
     find_size_lookup();
-    find_class_cache();
+    find_class_cache(classes_ok);
+    return classes_ok;
 }

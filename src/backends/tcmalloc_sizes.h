@@ -20,14 +20,12 @@ extern ZM_HIDDEN size_t (*zm__tc_size_of)(void *self, const void *p);
 extern ZM_HIDDEN void *zm__tc_self;
 
 /* Usable sizes by request, as tcmalloc indexes its classes: 8-byte steps up
- * to 1 KiB, 128-byte steps up to 256 KiB (zm__tc_classes_ok: 1 once the table
- * agreed with tc_nallocx() and real blocks at both ends of every step, -1
- * where it did not, 0 before the load-time probe). */
+ * to 1 KiB, 128-byte steps up to 256 KiB (valid where zm__tc_sizes_setup()
+ * said so: the backend's zm__tc_classes_ok). */
 #define ZM_TC_SMALL_MAX 1024
 #define ZM_TC_LARGE_MAX (256 * 1024)
 extern ZM_HIDDEN uint32_t zm__tc_small[ZM_TC_SMALL_MAX / 8 + 1];
 extern ZM_HIDDEN uint32_t zm__tc_large[ZM_TC_LARGE_MAX / 128 + 1];
-extern ZM_HIDDEN int zm__tc_classes_ok;
 
 /* A freed block's size without a call: tcmalloc's own cache of page ->
  * size class (a PackedCache, the first member of its page heap, which its
@@ -58,8 +56,10 @@ static inline size_t zm__tc_cached_usable(const void *p) {
  * verified on; if not, notes why for fp (tcmalloc.c). */
 ZM_HIDDEN int zm__tc_version_verified(enum zm__fp fp);
 
-/* Learns all of the above (at load, before anything uses it). */
-ZM_HIDDEN void zm__tc_sizes_setup(void);
+/* Learns all of the above (at load, before anything uses it). Returns 1 if
+ * the class tables agreed with tc_nallocx() and real blocks at both ends of
+ * every step, else -1 (the backend keeps the answer: zm__tc_classes_ok). */
+ZM_HIDDEN int zm__tc_sizes_setup(void);
 /* Whether tcmalloc is the build the private reads were made for (Debian 12's
  * libtcmalloc_minimal.so.4.5.10); if so, its load address in *base. */
 ZM_HIDDEN int zm__tc_known_build(uintptr_t *base);
