@@ -15,7 +15,10 @@
 #include "fast_path.h"
 #include "zmalloc.h"
 
-#if defined(ZM_JE_PRIVATE)
+#if defined(ZM_SIZE_HEADER)
+/* The header holds every size: zm_malloc and zm_free need nothing the probe
+ * learns, and a query that does (zm_get_allocator_info) links it. */
+#elif defined(ZM_JE_PRIVATE)
 #define FIRST_NOTE "jemalloc-copies"
 #elif defined(ZM_BACKEND_TCMALLOC_H)
 #define FIRST_NOTE "tcmalloc-size-table"
@@ -35,8 +38,8 @@ int main(void) {
            report);
     return 1;
 #else
-    puts("skipped: this build's backend notes no fast path (a sanitizer build, another C library, "
-         "or the shared jemalloc)");
+    puts("skipped: zm_malloc and zm_free need nothing from this build's probe (the size header), or "
+         "its backend notes no fast path (a sanitizer build, another C library, the shared jemalloc)");
     return 77;
 #endif
 }
