@@ -17,9 +17,10 @@ set -euo pipefail
 roots=${ZMALLOC_ROOTS:-/var/cache/zmalloc-roots}
 mirror=${ZMALLOC_MIRROR:-http://deb.debian.org/debian}
 # What the test suite needs in the root: the compilers, cmake, cmocka and
-# every allocator with its headers. Bump the stamp when this list changes.
-packages=build-essential,g++,cmake,pkg-config,libcmocka-dev,libjemalloc-dev,libgoogle-perftools-dev,libmimalloc-dev,zlib1g-dev,python3,file,binutils
-stamp=v1
+# every allocator with its headers, and valgrind (scripts/instructions.sh).
+# Bump the stamp when this list changes.
+packages=build-essential,g++,cmake,pkg-config,libcmocka-dev,libjemalloc-dev,libgoogle-perftools-dev,libmimalloc-dev,zlib1g-dev,python3,file,binutils,valgrind
+stamp=v2
 
 usage() { sed -n '5,10p' "$0" >&2; exit 2; }
 (($# >= 2)) || usage

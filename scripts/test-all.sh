@@ -243,6 +243,7 @@ for suite in trixie sid; do
     scripts/debian-root.sh run "$suite" "$dir/examples/info_memory --fast-paths; \
       $dir/bench/bench_overhead --quick --rounds 3 | grep -E '^\\| [a-z].* \\| (fixed64|mixed 8..520) \\|'" \
       | tee "$dir.bench.log"
+    scripts/debian-root.sh run "$suite" "scripts/instructions.sh $dir | tail -1" | tee -a "$dir.bench.log"
   done
 done
 if want trixie || want sid; then
