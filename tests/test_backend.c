@@ -304,12 +304,15 @@ static void test_fast_paths_enabled(void **state) {
     assert_non_null(zm__je_find_deallocated()); /* the free side's counter */
 #elif defined(ZM_TEST_BACKEND_tcmalloc) && !defined(ZM_SIZE_HEADER)
     /* A free reads the block's size class from tcmalloc's page cache (on for
-     * Debian 12's build of gperftools 2.10): every free takes off exactly what
-     * tc_malloc_size() says the block holds. */
+     * Debian's builds of gperftools 2.10, 2.16 and 2.18.1: Debian 12, 13 and
+     * unstable): every free takes off exactly what tc_malloc_size() says the
+     * block holds. */
     extern uintptr_t zm__tc_inline_floor;
     int major = 0, minor = 0;
-    tc_version(&major, &minor, NULL);
-    int verified = major == 2 && minor == 10; /* Debian 12's gperftools */
+    const char *patch = NULL;
+    tc_version(&major, &minor, &patch);
+    int verified = major == 2 && (minor == 10 || minor == 16 ||
+                                  (minor == 18 && patch && strcmp(patch, ".1") == 0));
     assert_int_equal(fp_state("tcmalloc-size-table", NULL, 0), 1);
     int cache = fp_expect("tcmalloc-page-cache", verified);
     assert_int_equal(zm__tc_inline_floor, cache ? 1 : UINTPTR_MAX);

@@ -1,5 +1,5 @@
 /* Turns the copies of tcmalloc's fast paths (tcmalloc_fast.h) on, at load:
- * only in the build their layout was read off, only with the page cache read
+ * only in the builds their layout was read off, only with the page cache read
  * on (the free copy takes its class from it), and only if, for every request
  * size they take, they pop and push exactly the blocks tcmalloc's own malloc
  * and free pop and push, moving the list's length and the cache's byte
@@ -13,14 +13,8 @@
 
 #ifdef ZM_TC_FAST
 
-zm__tcf_params zm__tcf = {0, UINTPTR_MAX, 0, NULL, NULL, NULL};
+zm__tcf_params zm__tcf = {0, UINTPTR_MAX, 0, 0, NULL, NULL, NULL};
 
-/* Offsets in Debian 12's libtcmalloc_minimal.so.4.5.10 (gperftools 2.10-1),
- * the build zm__tc_known_build() recognises. */
-#define KNOWN_TPOFF_GOT 0x28e58
-#define KNOWN_CLASS_ARRAY 0x1d6f20
-#define KNOWN_MALLOC_HOOKS 0x298a0
-#define KNOWN_DELETE_HOOKS 0x1d8260
 #define LARGEST_REQUEST (256 * 1024)
 
 /* One request size, both ways (the blocks as addresses once freed). */
@@ -33,8 +27,9 @@ static int try_size(size_t n) {
     __asm__("" : "+r"(h1), "+r"(h2));
     tc_free(p2);
     tc_free(p1);
-    unsigned char *heap = zm__tcf_heap(0);
-    if (heap == NULL || heap != zm__tcf_heap(8) || cl == 0 || cl >= ZM_TC_CLASSES) return 0;
+    unsigned char *heap = zm__tcf_heap(zm__tcf.tpoff);
+    if (heap == NULL || heap != zm__tcf_heap(zm__tcf.free_tpoff) || cl == 0 || cl >= ZM_TC_CLASSES)
+        return 0;
     zm__tcf_list *l = zm__tcf_list_of(heap, cl);
     uint32_t length = l->length, bytes = *zm__tcf_bytes(heap);
     if ((uintptr_t)l->head != h1 || length < 2) return 0;
@@ -70,14 +65,16 @@ void zm__tcf_setup(void) {
         zm__fp_note(ZM_FP_TCMALLOC_COPIES, "needs the page cache read");
         return;
     }
-    if (!zm__tc_known_build(&base)) {
+    const zm__tc_build *build = zm__tc_known_build(&base);
+    if (!build) {
         zm__fp_note(ZM_FP_TCMALLOC_COPIES, "build id differs");
         return;
     }
-    memcpy(&zm__tcf.tpoff, (const void *)(base + KNOWN_TPOFF_GOT), sizeof zm__tcf.tpoff);
-    zm__tcf.class_of = (const unsigned char *)(base + KNOWN_CLASS_ARRAY);
-    zm__tcf.malloc_hooks = (const volatile uintptr_t *)(base + KNOWN_MALLOC_HOOKS);
-    zm__tcf.delete_hooks = (const volatile uintptr_t *)(base + KNOWN_DELETE_HOOKS);
+    memcpy(&zm__tcf.tpoff, (const void *)(base + build->tpoff_got), sizeof zm__tcf.tpoff);
+    zm__tcf.free_tpoff = zm__tcf.tpoff + (intptr_t)build->free_word;
+    zm__tcf.class_of = (const unsigned char *)(base + build->class_array);
+    zm__tcf.malloc_hooks = (const volatile uintptr_t *)(base + build->malloc_hooks);
+    zm__tcf.delete_hooks = (const volatile uintptr_t *)(base + build->delete_hooks);
     /* Every request up to 1 KiB, then one per 128-byte step (a step shares
      * its class). All or nothing: the free copy serves every class. The
      * trial calls the pop and the push directly; the gates (bound, floor)

@@ -2,6 +2,7 @@
  * tcmalloc's own answers on real blocks (tcmalloc_sizes.h). */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "backends/tcmalloc_sizes.h"
 #include "os.h"
@@ -14,16 +15,44 @@ const volatile uint64_t *zm__tc_class_cache;
 uintptr_t zm__tc_inline_floor = UINTPTR_MAX;
 uint32_t zm__tc_class_size[ZM_TC_CLASSES];
 
-/* The build whose layout zm__tc_cached_usable() reads: Debian 12's
- * libtcmalloc_minimal.so.4.5.10 (gperftools 2.10-1), where the page heap's
- * class cache is at 0x2ddc0 (read off tc_free's object code). */
-static const unsigned char known_build_id[20] = {
-    0x39, 0xdf, 0xd4, 0xa5, 0x85, 0x57, 0x03, 0xfa, 0x6c, 0x24,
-    0x69, 0x74, 0x92, 0x82, 0xf7, 0x5b, 0x18, 0xa1, 0xaa, 0x66};
-#define KNOWN_CACHE_OFFSET 0x2ddc0
+/* The builds whose private layout was read off their object code, each
+ * held to its GNU build ID and its own tc_version(): the page heap's class
+ * cache (tc_free's first read), and what the copies read (tc_malloc's and
+ * tc_free's fast paths; tcmalloc_fast.h). 2.16 and 2.18 keep 2.10's layout
+ * of both; their free reads the same TLS word as their malloc. */
+static const zm__tc_build known_builds[] = {
+    {"2.10", /* Debian 12: libtcmalloc_minimal.so.4.5.10, gperftools 2.10-1 */
+     {0x39, 0xdf, 0xd4, 0xa5, 0x85, 0x57, 0x03, 0xfa, 0x6c, 0x24,
+      0x69, 0x74, 0x92, 0x82, 0xf7, 0x5b, 0x18, 0xa1, 0xaa, 0x66},
+     0x2ddc0, 0x28e58, 0x1d6f20, 0x298a0, 0x1d8260, 8},
+    {"2.16", /* Debian 13: libtcmalloc_minimal.so.4.5.18, gperftools 2.16-1 */
+     {0x19, 0x10, 0x28, 0x0b, 0x19, 0xfa, 0xdf, 0x99, 0x0c, 0xc6,
+      0xaf, 0xbe, 0x50, 0x0a, 0xed, 0x23, 0xd2, 0xca, 0xf1, 0x0c},
+     0x28c50, 0x27fe0, 0x1d1dc0, 0x28740, 0x1d3700, 0},
+    {"2.18.1", /* Debian unstable: libtcmalloc_minimal.so.4.6.5 */
+     {0x54, 0xee, 0xe9, 0x01, 0x80, 0x36, 0x29, 0xe6, 0x12, 0x3f,
+      0x11, 0xc5, 0x8d, 0xec, 0xc1, 0xc5, 0x19, 0xa4, 0xcc, 0x69},
+     0x27b50, 0x26fe0, 0x1d0cc0, 0x1d2640, 0x1d25e0, 0},
+};
 
-int zm__tc_known_build(uintptr_t *base) {
-    return zm__os_object_has_build_id((const void *)&tc_free, known_build_id, sizeof known_build_id, base);
+static const char *tc_version_string(char *buf, size_t len) {
+    int major = 0, minor = 0;
+    const char *patch = "";
+    tc_version(&major, &minor, &patch);
+    snprintf(buf, len, "%d.%d%s", major, minor, patch ? patch : "");
+    return buf;
+}
+
+const zm__tc_build *zm__tc_known_build(uintptr_t *base) {
+    char version[32];
+    tc_version_string(version, sizeof version);
+    for (size_t i = 0; i < sizeof known_builds / sizeof known_builds[0]; i++) {
+        const zm__tc_build *b = &known_builds[i];
+        if (strcmp(version, b->version) == 0 &&
+            zm__os_object_has_build_id((const void *)&tc_free, b->build_id, sizeof b->build_id, base))
+            return b;
+    }
+    return NULL;
 }
 
 /* The tables' size for request n (once filled, n <= ZM_TC_LARGE_MAX). */
@@ -39,13 +68,9 @@ static size_t table_size(size_t n) {
  * on (its own tc_version(), before anything private is read); if not, notes
  * so for fp. */
 int zm__tc_version_verified(enum zm__fp fp) {
-    static const char *const verified[] = {"2.10", NULL};
+    static const char *const verified[] = {"2.10", "2.16", "2.18.1", NULL};
     char version[32];
-    int major = 0, minor = 0;
-    const char *patch = "";
-    tc_version(&major, &minor, &patch);
-    snprintf(version, sizeof version, "%d.%d%s", major, minor, patch ? patch : "");
-    return zm__fp_version(fp, "gperftools", version, verified);
+    return zm__fp_version(fp, "gperftools", tc_version_string(version, sizeof version), verified);
 }
 
 static void find_class_cache(int classes_ok) {
@@ -56,11 +81,12 @@ static void find_class_cache(int classes_ok) {
         return;
     }
     uintptr_t base;
-    if (!zm__tc_known_build(&base)) {
+    const zm__tc_build *build = zm__tc_known_build(&base);
+    if (!build) {
         zm__fp_note(ZM_FP_TCMALLOC_PAGE_CACHE, "build id differs");
         return;
     }
-    zm__tc_class_cache = (const volatile uint64_t *)(base + KNOWN_CACHE_OFFSET);
+    zm__tc_class_cache = (const volatile uint64_t *)(base + build->class_cache);
     for (size_t n = 0; n <= ZM_TC_LARGE_MAX; n = table_size(n) + 1) {
         void *p = tc_malloc(n);
         tc_free(p);
