@@ -279,7 +279,7 @@ if want rooms && [[ ! -d build/default ]]; then
   total_skip=$((total_skip + 1))
 elif want rooms; then
   step rooms
-  layers='include/*,src/alloc.c,src/alloc_core.h,src/figures.c,src/redis_names.c,src/version.c,src/jemalloc_api.c,src/preload/*,tools/*;src/counter*;src/block*.h,src/fault.*;src/backend.h,src/backends/*,src/fast_path.*;src/os*'
+  layers='include/*,src/alloc,src/alloc_core,src/alloc_fast_*,src/free_*,src/figures,src/redis_names,src/version,src/jemalloc_api,src/preload/*,tools/*;src/counter*;src/block*,src/fault;src/backend,src/backends/*,src/fast_path;src/os*'
   echo "=== rooms: scripts/rooms.py --build build/default --layers '$layers' ."
   python3 scripts/rooms.py --build build/default --layers "$layers" .
   tally rooms $?

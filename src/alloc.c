@@ -43,7 +43,7 @@ __attribute__((noinline, cold)) static void *oom(size_t size) {
 
 static inline void *or_oom(void *p, size_t size) { return zm_likely(p != NULL) ? p : oom(size); }
 
-#ifdef ZM_ALLOC_FAST
+#if ZM_ALLOC_FAST
 /* zm_malloc's and zm_malloc_usable's way when the fast path declines: the
  * OOM handler's call is in here too, so that the fast path needs no frame. */
 __attribute__((noinline)) static void *malloc_slow(size_t size, size_t *usable) {

@@ -76,59 +76,28 @@ ZM_INLINE void *alloc_generic(size_t size, size_t *usable, enum alloc_kind kind,
     return finish(p, acct, usable);
 }
 
-#ifdef ZM_JE_FAST
-/* jemalloc's malloc fast path (jemalloc_fast.h), with the publish threshold
- * as one more bound: 0 for a thread without a slot, or while a limit is set
- * or a failure is armed, so that those go the generic way. 1 with the block
- * in *out, else 0. */
-ZM_INLINE int alloc_fast(size_t size, void **out, size_t *usable) {
-    uint64_t threshold =
-        zm__fault_armed() ? 0 : atomic_load_explicit(&zm__tls_slot->threshold, memory_order_relaxed);
-    size_t got;
-    if (zm_unlikely(!zm__jef_malloc(size, threshold, out, &got))) return 0;
-    if (usable) *usable = got;
-    return 1;
-}
+/* The allocation fast path, where the build has one: the block layer's choice
+ * of one file (ZM_BLK_ALLOC_FAST_PATH, block_direct.h says which and why):
+ * alloc_fast_jemalloc.h (the private jemalloc's copy, with the publish
+ * threshold), alloc_fast_copy.h (a backend's inline copy, then the count) or
+ * alloc_fast_none.h. Each defines ZM_ALLOC_FAST (0 or 1) and
+ * alloc_fast(size, &block, usable): 1 with the block, else 0 (nothing done). */
+#include ZM_BLK_ALLOC_FAST_PATH
 
-#define ZM_ALLOC_FAST 1
-#elif defined(ZM_BLK_FAST_MALLOC)
-/* The backend's inline malloc fast path (no call: mimalloc's copy), then the
- * count; a publish the count leaves to do is out of line. 1 with the block in
- * *out, else 0 (nothing done). A request that takes the slow check, or an
- * armed failure, goes the generic way. */
-ZM_INLINE int alloc_fast(size_t size, void **out, size_t *usable) {
-    size_t got;
-    if (zm_unlikely(!zm__request_small(size) || zm__fault_armed() ||
-                    !zm__blk_fast_malloc(size, out, &got)))
-        return 0;
-    zm__slot *s;
-    int64_t b;
-    if (zm_unlikely(zm__count_alloc((int64_t)got, &s, &b)))
-        *out = publish_then_finish(*out, s, b, got, usable);
-    else if (usable)
-        *usable = got;
-    return 1;
-}
-#define ZM_ALLOC_FAST 1
-#endif
-
-#ifdef ZM_ALLOC_FAST
 /* Where the fast path gives up, or (jemalloc) the thread's publish is due:
- * out of line, so that the fast path keeps nothing across a call. */
-__attribute__((noinline)) static void *alloc_plain_slow(size_t size, size_t *usable) {
+ * out of line, so that the fast path keeps nothing across a call (unused
+ * where there is none). */
+__attribute__((noinline, unused)) static void *alloc_plain_slow(size_t size, size_t *usable) {
     return alloc_generic(size, usable, ALLOC_PLAIN, ALIGN_NONE);
 }
-#endif
 
 ZM_INLINE void *alloc_aligned_impl(size_t size, size_t *usable, enum alloc_kind kind,
                                    size_t align) {
-#ifdef ZM_ALLOC_FAST
-    if (kind == ALLOC_PLAIN) {
+    if (ZM_ALLOC_FAST && kind == ALLOC_PLAIN) {
         void *p;
         if (zm_likely(alloc_fast(size, &p, usable))) return p;
         return alloc_plain_slow(size, usable);
     }
-#endif
     return alloc_generic(size, usable, kind, align);
 }
 
@@ -171,70 +140,26 @@ ZM_INLINE void free_counted(void *ptr, size_t acct, enum free_kind kind) {
 
 ZM_INLINE void free_impl(void *ptr, size_t acct) { free_counted(ptr, acct, FREE_SIZED); }
 
-/* Where the backend learns a block's size from the free itself, the block
- * stays counted until the free returns; elsewhere the size is looked up and
- * counted first, so that the caller can end in a jump to the backend. */
-#if defined(ZM_BLK_SIZES_CHECKED) && !defined(ZM_BLK_FREE_COUNTED)
-/* NULL, or a block whose size the inline read cannot give. */
-__attribute__((noinline, cold)) static void free_asking(void *ptr) {
-    if (ptr) free_impl(ptr, zm__blk_acct(ptr));
-}
-#endif
-
-#ifdef ZM_BLK_FREE_FAST
-/* What the inline free declined (NULL too): its size read inline where that
- * works (the copy is off on this allocator release, or declined a block it
- * could read), else asked; counted first, so that this ends in a jump to the
- * allocator's free, as where there is no copy. */
-__attribute__((noinline)) static void free_declined(void *ptr) {
-    if (!ptr) return;
-#ifdef ZM_BLK_SIZES_CHECKED
-    size_t acct;
-    if (zm__blk_sizes_inline_at(ptr) && (acct = zm__blk_acct_inline(ptr)) != 0) {
-        free_impl(ptr, acct);
-        return;
-    }
-#endif
-    free_impl(ptr, zm__blk_acct(ptr));
-}
-#endif
+/* The sized part of every free: how it learns the block's size is the block
+ * layer's choice of one file (ZM_BLK_FREE_PATH, block_direct.h and
+ * block_size_header.h say which and why): free_copy.h (an inline copy of
+ * the allocator's free), free_told.h (the free itself returns the size),
+ * free_read.h (the size read inline, after a load-time check) or
+ * free_asked.h (the size asked first). Each defines free_sized(ptr), which
+ * takes NULL where ZM_BLK_FREE_TAKES_NULL is 1. */
+#include ZM_BLK_FREE_PATH
 
 ZM_INLINE void free_any_impl(void *ptr) {
     if (!ZM_COUNT_FREE_SIZES) {
         free_counted(ptr, 0, FREE_PLAIN); /* the allocator's free takes NULL, and so does the count */
         return;
     }
-#if defined(ZM_BLK_FREE_FAST)
-    /* Declined: out of line, a tail call, so the fast path needs no frame. */
-    size_t n = zm__blk_free_fast(ptr);
-    if (zm_unlikely(n == 0)) {
-        free_declined(ptr);
-        return;
-    }
-    zm__count_freed(n);
-#elif defined(ZM_BLK_FREE_COUNTED)
-    zm__count_freed(zm__blk_free_counted(ptr));
-#elif defined(ZM_BLK_SIZES_CHECKED)
-    /* One compare covers NULL and "reads off"; the inline read may also
-     * decline one block (0): it is then asked. */
-    size_t acct;
-    if (!zm__blk_sizes_inline_at(ptr) || (acct = zm__blk_acct_inline(ptr)) == 0) {
-        free_asking(ptr);
-        return;
-    }
-    free_impl(ptr, acct);
-#else
-    free_impl(ptr, zm__blk_acct(ptr));
-#endif
+    free_sized(ptr);
 }
 
 /* free(ptr), ptr possibly NULL. */
 ZM_INLINE void free_maybe_null_impl(void *ptr) {
-#if defined(ZM_BLK_SIZES_CHECKED) || defined(ZM_BLK_FREE_TAKES_NULL)
-    free_any_impl(ptr); /* it takes NULL */
-#else
-    if (ptr || !ZM_COUNT_FREE_SIZES) free_any_impl(ptr);
-#endif
+    if (ptr || ZM_BLK_FREE_TAKES_NULL || !ZM_COUNT_FREE_SIZES) free_any_impl(ptr);
 }
 
 /* NULL with size 0 means "freed", not a failure. Only growth is checked

@@ -37,6 +37,17 @@ static inline void zm__blk_free(void *p, size_t acct) { zm__be_free_sized(p, acc
 #define ZM_BLK_SIZES_CHECKED 1
 static inline int zm__blk_sizes_inline_at(const void *p) { return zm__be_sizes_inline_at(p); }
 static inline size_t zm__blk_acct_inline(const void *p) { return zm__be_usable_inline(p); }
+#else
+/* No inline read (the preload library's copies ask glibc's chunk directly):
+ * a free path that tries one declines at once. */
+static inline int zm__blk_sizes_inline_at(const void *p) {
+    (void)p;
+    return 0;
+}
+static inline size_t zm__blk_acct_inline(const void *p) {
+    (void)p;
+    return 0;
+}
 #endif
 #ifdef ZM_BE_FAST_MALLOC
 /* An inline malloc fast path that calls nothing: 1 with the block and its
@@ -56,8 +67,33 @@ static inline int zm__blk_fast_malloc(size_t size, void **out, size_t *usable) {
 static inline size_t zm__blk_free_fast(void *p) { return zm__be_free_fast(p); }
 static inline size_t zm__blk_free_other(void *p) { return zm__be_free_other(p); }
 #endif
-#ifdef ZM_BE_FREE_TAKES_NULL
-#define ZM_BLK_FREE_TAKES_NULL 1 /* zm__blk_free_counted(NULL) frees nothing and returns 0 */
+
+/* The paths alloc_core.h takes, cheapest first: a fast path of the
+ * allocator's own where the backend has a copy of it; for the size a free
+ * counts, the copy's free, the free itself, an inline read after a load-time
+ * check, or a question. ZM_BLK_FREE_TAKES_NULL: whether that free path
+ * takes NULL (an inline read's one compare covers it; a backend may say its
+ * free does). */
+#if defined(ZM_JE_FAST)
+#define ZM_BLK_ALLOC_FAST_PATH "alloc_fast_jemalloc.h"
+#elif defined(ZM_BLK_FAST_MALLOC)
+#define ZM_BLK_ALLOC_FAST_PATH "alloc_fast_copy.h"
+#else
+#define ZM_BLK_ALLOC_FAST_PATH "alloc_fast_none.h"
+#endif
+#if defined(ZM_BLK_FREE_FAST)
+#define ZM_BLK_FREE_PATH "free_copy.h"
+#elif defined(ZM_BLK_FREE_COUNTED)
+#define ZM_BLK_FREE_PATH "free_told.h"
+#elif defined(ZM_BLK_SIZES_CHECKED)
+#define ZM_BLK_FREE_PATH "free_read.h"
+#else
+#define ZM_BLK_FREE_PATH "free_asked.h"
+#endif
+#if defined(ZM_BLK_SIZES_CHECKED) || defined(ZM_BE_FREE_TAKES_NULL)
+#define ZM_BLK_FREE_TAKES_NULL 1
+#else
+#define ZM_BLK_FREE_TAKES_NULL 0
 #endif
 static inline size_t zm__blk_free_counted(void *p) { return zm__be_free_counted(p); }
 static inline void zm__blk_free_no_tcache(void *p, size_t acct) { zm__be_free_no_tcache(p, acct); }

@@ -92,6 +92,11 @@ static inline void *zm__blk_memalign(size_t align, size_t size, size_t *acct) {
     return base + align;
 }
 #endif
+/* No fast path of the allocator's own reaches a block behind a header, and
+ * a free asks the header (alloc_core.h). */
+#define ZM_BLK_ALLOC_FAST_PATH "alloc_fast_none.h"
+#define ZM_BLK_FREE_PATH "free_asked.h"
+#define ZM_BLK_FREE_TAKES_NULL 0
 /* The header is the authority here; the caller's figure is not needed. */
 static inline size_t zm__blk_acct_of_usable(const void *p, size_t usable) {
     (void)usable;
