@@ -41,7 +41,7 @@ extern "C" {
 /* ------------------------------------------------------------------------
  * Version (docs/ABI.md)
  *
- * ZMALLOC_VERSION_MAJOR, _MINOR, _PATCH, _STRING ("1.0.0") and _NUMBER
+ * ZMALLOC_VERSION_MAJOR, _MINOR, _PATCH, _STRING (e.g. "1.1.0") and _NUMBER
  * (MAJOR * 10000 + MINOR * 100 + PATCH), from zmalloc_config.h, are the
  * version of this header.
  * ---------------------------------------------------------------------- */
