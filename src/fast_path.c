@@ -49,17 +49,25 @@ static int switched_on(void) {
     return v;
 }
 
-void zm__fp_note(enum zm__fp fp, const char *why, ...) {
+static void note(enum zm__fp fp, int state, const char *why, va_list ap) {
     if ((unsigned)fp >= ZM_FP_COUNT) return;
-    if (why) {
-        va_list ap;
-        va_start(ap, why);
-        vsnprintf(entries[fp].why, sizeof entries[fp].why, why, ap);
-        va_end(ap);
-    } else {
-        entries[fp].why[0] = '\0';
-    }
-    atomic_store_explicit(&entries[fp].state, why ? OFF : ON, memory_order_release);
+    if (why) vsnprintf(entries[fp].why, sizeof entries[fp].why, why, ap);
+    else entries[fp].why[0] = '\0';
+    atomic_store_explicit(&entries[fp].state, state, memory_order_release);
+}
+
+void zm__fp_note(enum zm__fp fp, const char *why, ...) {
+    va_list ap;
+    va_start(ap, why);
+    note(fp, why ? OFF : ON, why, ap);
+    va_end(ap);
+}
+
+void zm__fp_note_on(enum zm__fp fp, const char *remark, ...) {
+    va_list ap;
+    va_start(ap, remark);
+    note(fp, ON, remark, ap);
+    va_end(ap);
 }
 
 int zm__fp_allowed(enum zm__fp fp) {
@@ -103,7 +111,8 @@ size_t zm__fp_format(char *buf, size_t len) {
         if (at) append(buf, len, &at, "; ");
         append(buf, len, &at, names[i]);
         append(buf, len, &at, st == ON ? ": on" : ": off (");
-        if (st == OFF) {
+        if (st == ON && entries[i].why[0]) append(buf, len, &at, " (");
+        if (st == OFF || entries[i].why[0]) {
             append(buf, len, &at, entries[i].why);
             append(buf, len, &at, ")");
         }

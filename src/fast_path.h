@@ -47,6 +47,10 @@ ZM_HIDDEN int zm__fp_version(enum zm__fp fp, const char *allocator, const char *
 ZM_HIDDEN void zm__fp_note(enum zm__fp fp, const char *why, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Records "on", with a remark: on in part ("on for 6 bins: ..."). */
+ZM_HIDDEN void zm__fp_note_on(enum zm__fp fp, const char *remark, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Whether the last note for fp said "on". */
 ZM_HIDDEN int zm__fp_is_on(enum zm__fp fp);
 

@@ -130,8 +130,8 @@ static void glibc_double_free_caught(void) {
 }
 #endif
 
-/* What zm_fast_paths() says of one fast path: 1 "on", 0 "off (reason)" with
- * the reason in why, -1 not listed. */
+/* What zm_fast_paths() says of one fast path: 1 "on" (or "on (remark)", on in
+ * part), 0 "off (reason)" with the reason in why, -1 not listed. */
 static inline int fp_state(const char *name, char *why, size_t len) {
     char report[2048], key[64];
     assert_true(zm_fast_paths(report, sizeof report) < sizeof report);
@@ -139,7 +139,7 @@ static inline int fp_state(const char *name, char *why, size_t len) {
     const char *at = strstr(report, key);
     if (!at) return -1;
     at += strlen(key);
-    if (strncmp(at, "on", 2) == 0 && (at[2] == '\0' || at[2] == ';')) return 1;
+    if (strncmp(at, "on", 2) == 0 && (at[2] == '\0' || at[2] == ';' || at[2] == ' ')) return 1;
     assert_int_equal(strncmp(at, "off (", 5), 0);
     const char *end = strstr(at, ")");
     snprintf(why, len, "%.*s", (int)(end - at - 5), at + 5);

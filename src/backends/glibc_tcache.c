@@ -264,7 +264,7 @@ void zm__gtc_setup(int chunks_ok) {
     /* the largest request of bin b is 16 b + 24 */
     *(lay == &free_slots ? &zm__gtc.slot_bound : &zm__gtc.bound) = 16 * bins + 9;
     zm__glibc_inline_floor = 1;
-    if (bins < 64) zm__fp_note(ZM_FP_GLIBC_TCACHE, "on for %zu bins: %s (request %zu)", bins, stop, n);
+    if (bins < 64) zm__fp_note_on(ZM_FP_GLIBC_TCACHE, "for %zu bins: %s (request %zu)", bins, stop, n);
     else zm__fp_note(ZM_FP_GLIBC_TCACHE, NULL);
 }
 
