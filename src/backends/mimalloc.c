@@ -12,13 +12,8 @@
 #include "os.h"
 
 size_t zm__mi_bins_max;
-int zm__mi_pages_ok;
-uintptr_t zm__mi_inline_floor = UINTPTR_MAX;
 uint16_t zm__mi_table[ZM_MI_TABLE_MAX / 8 + 1];
 size_t zm__mi_table_bound;
-size_t zm__mi_fast_bound;
-intptr_t zm__mi_heap_tpoff;
-
 
 /* The page read gives mi_usable_size()'s answer, or 0 (ask it). */
 static int page_read_agrees(const void *p) {
@@ -43,13 +38,25 @@ static void probe_bins(void) {
     zm__mi_bins_max = n;
 }
 
+/* A huge block for the trial. mimalloc 3.6 keeps what the trial frees
+ * committed (mi_collect too) and hands it to the next large request: past
+ * about 16 MiB in all, a program's first 32 MiB block would commit nothing,
+ * and the trial would show in the process's figures. */
+#if MI_MALLOC_VERSION < 300
+#define HUGE_TRIAL ((size_t)64 << 20)
+#else
+#define HUGE_TRIAL ((size_t)12 << 20)
+#endif
+
 /* Blocks in many pages and slices (small, medium, large), aligned blocks and
  * a huge one: each page read must agree, and the plain ones must not need
- * mi_usable_size(). */
+ * mi_usable_size(). Also every bin up to 8 MiB, and blocks aligned up to 4
+ * MiB, some at an offset (interior pointers): read or declined, never
+ * wrong. */
 static int probe_pages(void) {
     enum { N = 64 };
     static const size_t sizes[] = {16, 64, 1000, 9000, 70000, 300000};
-    static const size_t aligns[] = {64, 4096, (size_t)1 << 16};
+    static const size_t aligns[] = {64, 4096, (size_t)1 << 16, (size_t)1 << 22};
     int ok = 1;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *b[N];
@@ -59,12 +66,20 @@ static int probe_pages(void) {
             mi_free(b[j]);
         }
     }
-    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
-        void *a = mi_malloc_aligned(100, aligns[i]);
-        ok = ok && a && page_read_agrees(a);
-        mi_free(a);
+    for (size_t n = 1; n < ((size_t)8 << 20); n += n / 8 + 1) {
+        void *p = mi_malloc(n);
+        ok = ok && p && page_read_agrees(p);
+        mi_free(p);
     }
-    void *huge = mi_malloc((size_t)64 << 20);
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+        void *a[] = {mi_malloc_aligned(100, aligns[i]), mi_malloc_aligned(70000, aligns[i]),
+                     mi_malloc_aligned_at(200, aligns[i], 8)};
+        for (size_t j = 0; j < sizeof a / sizeof a[0]; j++) {
+            ok = ok && (a[j] == NULL || page_read_agrees(a[j])); /* _at may fail */
+            mi_free(a[j]);
+        }
+    }
+    void *huge = mi_malloc(HUGE_TRIAL);
     ok = ok && huge && page_read_agrees(huge);
     mi_free(huge);
     return ok;
@@ -90,13 +105,40 @@ static void fill_table(void) {
     zm__fp_note(ZM_FP_MIMALLOC_SIZES, NULL);
 }
 
+/* mi_version() as "major.minor.patch": 209 is 2.0.9, 301 is 3.0.1 and 30600
+ * 3.6.0. */
+static void version_string(char *out, size_t len) {
+    int v = mi_version();
+    if (v >= 10000) snprintf(out, len, "%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+    else snprintf(out, len, "%d.%d.%d", v / 100, v / 10 % 10, v % 10);
+}
+
+/* Whether the page read may be tried: allowed, a verified release, 64-bit,
+ * not under valgrind. */
+static int page_read_allowed(const char *const *verified, char *version, size_t len) {
+    version_string(version, len);
+    if (!zm__fp_allowed(ZM_FP_MIMALLOC_PAGES) ||
+        !zm__fp_version(ZM_FP_MIMALLOC_PAGES, "mimalloc", version, verified))
+        return 0;
+    if (sizeof(void *) != 8 || zm__os_valgrind_replaces_malloc()) {
+        zm__fp_note(ZM_FP_MIMALLOC_PAGES, "64-bit builds only, not under valgrind");
+        return 0;
+    }
+    return 1;
+}
+
+#if MI_MALLOC_VERSION < 300
+int zm__mi_pages_ok;
+uintptr_t zm__mi_inline_floor = UINTPTR_MAX;
+size_t zm__mi_fast_bound;
+intptr_t zm__mi_heap_tpoff;
+
 /* Turns zm__mi_fast_malloc() on: the known build, its TLS word giving the
  * thread's default heap, and, for every request size up to 1 KiB, the copy
  * popping exactly the block mi_malloc would have popped next (the head of
  * the page's free list, read before), moving the page's count of used blocks
  * by one and reporting mi_usable_size(). Every word count must have been
  * tried at least once. */
-#if MI_MALLOC_VERSION < 300
 /* The build whose layout zm__mi_fast_malloc() reads: Debian 12's
  * libmimalloc.so.2.0 (mimalloc 2.0.9-3), where the GOT word at 0x1bfc0 holds
  * the thread-pointer offset of its default heap (read off mi_malloc). */
@@ -158,12 +200,6 @@ static void find_fast_malloc(void) {
     atomic_signal_fence(memory_order_seq_cst); /* x86-64 keeps the stores in order */
     zm__mi_fast_bound = 1025;
 }
-#else
-/* mimalloc 3 moved the thread's heap and the page's fields: no copy. */
-static void find_fast_malloc(void) {
-    zm__fp_note(ZM_FP_MIMALLOC_COPIES, "not written for mimalloc 3's layout");
-}
-#endif
 
 size_t zm__mi_free_other(void *p) {
     if (!p) return 0;
@@ -203,28 +239,79 @@ static void find_local_free(void) {
  * 64-bit), checked before anything is read. */
 static void find_page_read(void) {
     static const char *const verified[] = {"2.0.9", NULL};
-    /* mi_version(): 209 for 2.0.9 and 301 for 3.0.1, 30600 for 3.6.0. */
     char version[32];
-    int v = mi_version();
-    if (v >= 10000) snprintf(version, sizeof version, "%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
-    else snprintf(version, sizeof version, "%d.%d.%d", v / 100, v / 10 % 10, v % 10);
-    if (!zm__fp_allowed(ZM_FP_MIMALLOC_PAGES) ||
-        !zm__fp_version(ZM_FP_MIMALLOC_PAGES, "mimalloc", version, verified))
-        return;
-    if (sizeof(void *) != 8 || zm__os_valgrind_replaces_malloc()) {
-        zm__fp_note(ZM_FP_MIMALLOC_PAGES, "64-bit builds only, not under valgrind");
-        return;
-    }
+    if (!page_read_allowed(verified, version, sizeof version)) return;
     zm__mi_pages_ok = probe_pages();
     zm__fp_note(ZM_FP_MIMALLOC_PAGES, zm__mi_pages_ok ? NULL : "trial disagreed");
 }
+
+static void find_copies(void) {
+    find_fast_malloc();
+    if (zm__mi_fast_bound) find_local_free();
+}
+#else
+struct zm__mi3_read zm__mi3 = {UINTPTR_MAX, NULL, 0, 0};
+
+/* The builds whose layout zm__mi_page_usable() reads (see mimalloc.h), by
+ * release and GNU build ID: Debian 13's libmimalloc.so.3.0 (mimalloc 3.0.1),
+ * whose mi_usable_size() loads _mi_page_map from 0x28600 (in .bss), and
+ * unstable's libmimalloc.so.3.6 (3.6.0). */
+static const struct mi3_build {
+    const char *version;
+    unsigned char id[20];
+    uintptr_t page_map; /* _mi_page_map's offset in the library; 0: none */
+    size_t thread_at, size_at;
+} mi3_builds[] = {
+    {"3.0.1",
+     {0x75, 0xc5, 0x3b, 0x92, 0xe0, 0x91, 0x3b, 0xe4, 0x72, 0x06,
+      0xc6, 0x17, 0x57, 0x2c, 0x0c, 0xf9, 0xec, 0x48, 0xf6, 0xee},
+     0x28600, 0, 0x28},
+    {"3.6.0",
+     {0x0c, 0xc9, 0xef, 0xce, 0x91, 0x27, 0xcc, 0xca, 0xca, 0x2a,
+      0xf9, 0xd0, 0xa1, 0x73, 0x70, 0x91, 0xad, 0x62, 0x9a, 0x1e},
+     0, 8, 0x20},
+};
+
+/* The page read: a verified release, its very build, then the trial; the
+ * floor opens last. */
+static void find_page_read(void) {
+    static const char *const verified[] = {"3.0.1", "3.6.0", NULL};
+    char version[32];
+    if (!page_read_allowed(verified, version, sizeof version)) return;
+    const struct mi3_build *b = &mi3_builds[strcmp(version, "3.0.1") == 0 ? 0 : 1];
+    uintptr_t base;
+    if (!zm__os_object_has_build_id((const void *)&mi_malloc, b->id, sizeof b->id, &base)) {
+        zm__fp_note(ZM_FP_MIMALLOC_PAGES, "build id differs");
+        return;
+    }
+    zm__mi3.page_map = b->page_map ? (unsigned char ***const *)(base + b->page_map) : NULL;
+    zm__mi3.thread_at = b->thread_at;
+    zm__mi3.size_at = b->size_at;
+    if (zm__mi3.page_map != NULL && *zm__mi3.page_map == NULL) {
+        zm__fp_note(ZM_FP_MIMALLOC_PAGES, "trial disagreed: no page map");
+        return;
+    }
+    if (!probe_pages()) {
+        zm__fp_note(ZM_FP_MIMALLOC_PAGES, "trial disagreed");
+        return;
+    }
+    atomic_signal_fence(memory_order_seq_cst); /* x86-64 keeps the stores in order */
+    zm__mi3.floor = 1;
+    zm__fp_note(ZM_FP_MIMALLOC_PAGES, NULL);
+}
+
+/* mimalloc 3 moved the thread's heap and the page's fields: no copy. */
+static void find_copies(void) {
+    if (zm__fp_allowed(ZM_FP_MIMALLOC_COPIES))
+        zm__fp_note(ZM_FP_MIMALLOC_COPIES, "not written for mimalloc 3's layout");
+}
+#endif
 
 __attribute__((constructor)) static void probe_mimalloc(void) {
     probe_bins();
     fill_table();
     find_page_read();
-    find_fast_malloc();
-    if (zm__mi_fast_bound) find_local_free();
+    find_copies();
 }
 
 void zm__be_get_stats(zm__be_stats *out) {

@@ -3,7 +3,9 @@
  * real blocks for every bin up to zm__mi_bins_max, and beyond it (or if the
  * formula ever disagrees) the block is asked (mi_usable_size). A free reads
  * the size inline from the block's page, as mi_usable_size() itself does
- * (checked at load time the same way), and calls mi_free(). */
+ * (checked at load time the same way), and calls mi_free(). The page read
+ * and the copies are written per major release: 2.0's segments (with copies
+ * of mi_malloc's pop and mi_free's push) and 3's page map (the read only). */
 #ifndef ZM_BACKEND_MIMALLOC_H
 #define ZM_BACKEND_MIMALLOC_H
 
@@ -13,6 +15,7 @@
 
 #include "internal.h"
 
+#if MI_MALLOC_VERSION < 300
 extern ZM_HIDDEN int zm__mi_pages_ok; /* zm__mi_page_usable() agrees with mi_usable_size() */
 
 /* A block's usable size read from its page, the way mimalloc 2.0's
@@ -92,6 +95,61 @@ static inline size_t zm__be_free_counted(void *p) {
     return zm__mi_free_local(p);
 }
 
+#else
+/* mimalloc 3: a block's usable size read from its page, the way
+ * mi_usable_size() and mi_free() find the page in Debian's builds (read off
+ * their object code; mimalloc.c turns the read on only for those builds,
+ * after a trial). 3.0.1 (Debian 13) keeps a two-level page map, a pointer in
+ * the library's data (_mi_page_map): [p >> 29][p >> 16 & 0x1fff] is the
+ * page. 3.6.0 (unstable) has no global: the 256 MiB-aligned region holding p
+ * starts with a table of 128-byte entries, one per 64 KiB slice, whose first
+ * word is the page. In the page, a word holds the owning thread with flags in
+ * its low bits (bit 1: the page has aligned blocks, whose size depends on
+ * where in the block p is) at +0 (3.0.1) or +8 (3.6.0), and the block size
+ * is at +0x28 (3.0.1) or +0x20 (3.6.0). */
+struct zm__mi3_read {
+    uintptr_t floor;                       /* 1 once the read is on, else UINTPTR_MAX */
+    unsigned char ***const *page_map;      /* 3.0.1: where _mi_page_map is; NULL: 3.6.0 */
+    size_t thread_at, size_at;             /* in the page */
+};
+extern ZM_HIDDEN struct zm__mi3_read zm__mi3;
+
+static inline const unsigned char *zm__mi3_page_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    if (zm__mi3.page_map != NULL) return (*zm__mi3.page_map)[a >> 29][(a >> 16) & 0x1fff];
+    uintptr_t entry = (a & ~(((uintptr_t)1 << 28) - 1)) | ((a >> 16 & 0xfff) << 7);
+    return *(unsigned char *const *)entry;
+}
+
+/* The size, or 0 where mi_usable_size() must be asked: no page, or a page
+ * with aligned blocks. p: a block (not NULL). */
+static inline size_t zm__mi_page_usable(const void *p) {
+    const unsigned char *page = zm__mi3_page_of(p);
+    if (zm_unlikely(page == NULL)) return 0;
+    uintptr_t thread;
+    size_t size;
+    memcpy(&thread, page + zm__mi3.thread_at, sizeof thread);
+    memcpy(&size, page + zm__mi3.size_at, sizeof size);
+    return zm_likely((thread & 2) == 0) ? size : 0;
+}
+
+static inline size_t zm__be_usable(const void *p) {
+    if (zm_likely((uintptr_t)p >= zm__mi3.floor)) {
+        size_t n = zm__mi_page_usable(p);
+        if (zm_likely(n != 0)) return n;
+    }
+    return mi_usable_size(p);
+}
+
+/* A free counts what the read gives, then ends in mi_free() (free_read.h). */
+#define ZM_BE_SIZES_CHECKED 1
+/* Whether p is a block (not NULL) and the read is on: one compare. */
+static inline int zm__be_sizes_inline_at(const void *p) {
+    return zm_likely((uintptr_t)p >= zm__mi3.floor);
+}
+static inline size_t zm__be_usable_inline(const void *p) { return zm__mi_page_usable(p); }
+#endif
+
 extern ZM_HIDDEN size_t zm__mi_bins_max; /* zm__mi_bin_size() is exact below this (0: never) */
 
 /* mimalloc's bins in 8-byte words, as Debian builds it (MI_ALIGN2W): one
@@ -129,6 +187,7 @@ static inline void *zm__be_sized(void *p, size_t size, size_t *usable) {
     return p;
 }
 
+#if MI_MALLOC_VERSION < 300
 /* mimalloc's malloc fast path, copied: the thread's default heap (a TLS
  * word of libmimalloc.so), its page for the request's word count, a pop from
  * that page's free list; the block size comes with the page. The TLS offset
@@ -185,6 +244,13 @@ static inline void *zm__be_malloc(size_t size, size_t *usable) {
     if (zm_likely(zm__be_fast_malloc_usable(size, usable, &p))) return p;
     return zm__mi_malloc_called(size, usable);
 }
+
+#else
+/* No copy of mimalloc 3's malloc: mi_malloc() and the table, inline. */
+static inline void *zm__be_malloc(size_t size, size_t *usable) {
+    return zm__be_sized(mi_malloc(size), size, usable);
+}
+#endif
 
 static inline void *zm__be_calloc(size_t size, size_t *usable) {
     return zm__be_sized(mi_zalloc(size), size, usable);
