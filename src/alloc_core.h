@@ -145,7 +145,8 @@ ZM_INLINE void free_impl(void *ptr, size_t acct) { free_counted(ptr, acct, FREE_
  * block_size_header.h say which and why): free_copy.h (an inline copy of
  * the allocator's free), free_told.h (the free itself returns the size),
  * free_read.h (the size read inline, after a load-time check) or
- * free_asked.h (the size asked first). Each defines free_sized(ptr), which
+ * free_asked.h (the size asked first). Each defines free_unknown_size(ptr) (not
+ * free_sized: C23's <stdlib.h>, glibc 2.43's among them, declares that), which
  * takes NULL where ZM_BLK_FREE_TAKES_NULL is 1. */
 #include ZM_BLK_FREE_PATH
 
@@ -154,7 +155,7 @@ ZM_INLINE void free_any_impl(void *ptr) {
         free_counted(ptr, 0, FREE_PLAIN); /* the allocator's free takes NULL, and so does the count */
         return;
     }
-    free_sized(ptr);
+    free_unknown_size(ptr);
 }
 
 /* free(ptr), ptr possibly NULL. */

@@ -4,6 +4,6 @@
 #ifndef ZM_FREE_ASKED_H
 #define ZM_FREE_ASKED_H
 
-ZM_INLINE void free_sized(void *ptr) { free_impl(ptr, zm__blk_acct(ptr)); }
+ZM_INLINE void free_unknown_size(void *ptr) { free_impl(ptr, zm__blk_acct(ptr)); }
 
 #endif

@@ -19,7 +19,7 @@ __attribute__((noinline)) static void free_declined(void *ptr) {
 }
 
 /* Declined: out of line, a tail call, so that the copy needs no frame. */
-ZM_INLINE void free_sized(void *ptr) {
+ZM_INLINE void free_unknown_size(void *ptr) {
     size_t n = zm__blk_free_fast(ptr);
     if (zm_unlikely(n == 0)) {
         free_declined(ptr);

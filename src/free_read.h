@@ -11,7 +11,7 @@ __attribute__((noinline, cold)) static void free_asking(void *ptr) {
     if (ptr) free_impl(ptr, zm__blk_acct(ptr));
 }
 
-ZM_INLINE void free_sized(void *ptr) {
+ZM_INLINE void free_unknown_size(void *ptr) {
     size_t acct;
     if (!zm__blk_sizes_inline_at(ptr) || (acct = zm__blk_acct_inline(ptr)) == 0) {
         free_asking(ptr);

@@ -6,6 +6,6 @@
 #ifndef ZM_FREE_TOLD_H
 #define ZM_FREE_TOLD_H
 
-ZM_INLINE void free_sized(void *ptr) { zm__count_freed(zm__blk_free_counted(ptr)); }
+ZM_INLINE void free_unknown_size(void *ptr) { zm__count_freed(zm__blk_free_counted(ptr)); }
 
 #endif
