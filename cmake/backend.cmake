@@ -80,8 +80,12 @@ elseif(ZMALLOC_BACKEND STREQUAL "mimalloc")
   zm_header_define(${ZM_HEADER_PATH} MI_MALLOC_VERSION v)
   zm_mimalloc_version(${v} ZM_MI_VERSION)
   set(ZM_LIB_STRING "mimalloc-${ZM_MI_VERSION}")
+  # The page read and the copies, per major release (src/backends/mimalloc2.h,
+  # mimalloc3.h); each runs only on the builds it was verified on.
   if(v GREATER_EQUAL 300)
-    message(STATUS "zmalloc: mimalloc ${ZM_MI_VERSION}: built on its public API only (its fast-path copies are written for 2.0's layout)")
+    set(ZM_BACKEND_SOURCES_EXTRA src/backends/mimalloc3.c src/backends/mimalloc_probe.c)
+  else()
+    set(ZM_BACKEND_SOURCES_EXTRA src/backends/mimalloc2.c src/backends/mimalloc_probe.c)
   endif()
 else()
   message(FATAL_ERROR "zmalloc: unknown ZMALLOC_BACKEND '${ZMALLOC_BACKEND}' (libc, jemalloc, tcmalloc or mimalloc)")
