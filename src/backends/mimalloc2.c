@@ -16,6 +16,8 @@
 #if MI_MALLOC_VERSION < 300
 int zm__mi_pages_ok;
 uintptr_t zm__mi_inline_floor = UINTPTR_MAX;
+void (*zm__mi_retire)(void *page);
+static uintptr_t build_base; /* the known build's, once found */
 size_t zm__mi_fast_bound;
 intptr_t zm__mi_heap_tpoff;
 
@@ -45,6 +47,7 @@ static void find_fast_malloc(void) {
         zm__fp_note(ZM_FP_MIMALLOC_COPIES, "build id differs");
         return;
     }
+    build_base = base;
     memcpy(&zm__mi_heap_tpoff, (const void *)(base + KNOWN_HEAP_TPOFF_GOT), sizeof zm__mi_heap_tpoff);
     mi_free(mi_malloc(8)); /* sets up this thread's heap */
     unsigned char *heap = zm__mi_heap();
@@ -95,12 +98,31 @@ size_t zm__mi_free_other(void *p) {
     return n;
 }
 
+/* mi_free()'s jump to the page retire in the known build: an e9 rel32 at
+ * 0x10f53 whose target is 0xff30 (_mi_page_retire, which it calls with the
+ * page once the page has no block in use). */
+#define RETIRE_JMP 0x10f53
+#define RETIRE 0xff30
+static int retire_found(uintptr_t base) {
+    const unsigned char *at = (const unsigned char *)(base + RETIRE_JMP);
+    int32_t rel;
+    memcpy(&rel, at + 1, sizeof rel);
+    return at[0] == 0xe9 && base + RETIRE_JMP + 5 + (uintptr_t)(intptr_t)rel == base + RETIRE;
+}
+
 /* Turns zm__be_free_counted()'s copy of mi_free's local path on: only with
- * the malloc copy on (the known build), and only if, on blocks of this
- * thread, it returns mi_usable_size(), puts the block at the head of the
- * page's local free list linked to the former head, and counts one block
- * fewer in use, for every word count up to 1 KiB. */
-static void find_local_free(void) {
+ * the malloc copy on (the known build), with mi_free's page retire found,
+ * and only if, on blocks of this thread, it returns mi_usable_size(), puts
+ * the block at the head of the page's local free list linked to the former
+ * head, and counts one block fewer in use, for every word count up to 1 KiB;
+ * and if, after it retired a page (a block alone in its page), mimalloc
+ * hands out blocks of that size as before. */
+static void find_local_free(uintptr_t base) {
+    if (!retire_found(base)) {
+        zm__fp_note(ZM_FP_MIMALLOC_COPIES, "trial disagreed: mi_free's page retire");
+        return;
+    }
+    zm__mi_retire = (void (*)(void *))(base + RETIRE);
     int ok = 1;
     for (size_t n = 8; n <= 1024 && ok; n += 8) {
         void *keep = mi_malloc(n), *p = mi_malloc(n); /* keep: the page has another block in use */
@@ -111,11 +133,22 @@ static void find_local_free(void) {
         memcpy(&head, page + 0x20, sizeof head);
         size_t expect = mi_usable_size(p);
         size_t got = zm__mi_free_local(p); /* the copy itself: the floor stays shut */
-        memcpy(&used_after, page + 0x18, sizeof used_after);
-        memcpy(&head_after, page + 0x20, sizeof head_after);
-        memcpy(&next, p, sizeof next);
-        ok = keep && got == expect && used_after == used - 1 && head_after == p && next == head;
+        ok = keep && got == expect;
+        if (ok && used > 1) { /* else the page retired: mimalloc's to reuse */
+            memcpy(&used_after, page + 0x18, sizeof used_after);
+            memcpy(&head_after, page + 0x20, sizeof head_after);
+            memcpy(&next, p, sizeof next);
+            ok = used_after == used - 1 && head_after == p && next == head;
+        }
         mi_free(keep);
+    }
+    for (int round = 0; round < 3 && ok; round++) {
+        void *alone = mi_malloc(5000); /* a bin of its own: likely its page's only block */
+        size_t usable = alone ? mi_usable_size(alone) : 0;
+        ok = alone && zm__mi_free_local(alone) == usable;
+        void *again = ok ? mi_malloc(5000) : NULL;
+        ok = ok && again && mi_usable_size(again) == usable;
+        mi_free(again);
     }
     if (ok) zm__mi_inline_floor = 1;
     zm__fp_note(ZM_FP_MIMALLOC_COPIES, ok ? NULL : "trial disagreed: the free copy");
@@ -136,6 +169,6 @@ void zm__mi_find_page_read(void) {
 
 void zm__mi_find_copies(void) {
     find_fast_malloc();
-    if (zm__mi_fast_bound) find_local_free();
+    if (zm__mi_fast_bound) find_local_free(build_base);
 }
 #endif

@@ -54,35 +54,46 @@ static inline size_t zm__be_usable(const void *p) {
 /* A free that returns the size it freed (ZM_BE_FREE_COUNTED; the count
  * follows the free). With the copy of mi_free's local path on
  * (zm__mi_inline_floor 1: Debian 12's build, checked at load, see
- * mimalloc.c), the page found for the size serves the free too: a block of
- * this thread's segment whose page keeps other blocks in use goes onto the
- * page's local free list as mi_free() puts it; the page's last block, or
- * another thread's, goes to mi_free(). A page with flags (full, or holding
- * aligned blocks), a huge block, and NULL (the floor makes that one compare)
- * go out of line. */
+ * mimalloc2.c), the page found for the size serves the free too: a block of
+ * this thread's segment goes onto the page's local free list as mi_free()
+ * puts it, and where that leaves the page with no block in use, mimalloc's
+ * own page retire follows, as in mi_free(); another thread's block goes to
+ * mi_free(). A page with flags (full, or holding aligned blocks), a huge
+ * block, and NULL (the floor makes that one compare) go out of line. */
 extern ZM_HIDDEN uintptr_t zm__mi_inline_floor; /* 1 once the local free is on, else UINTPTR_MAX */
-ZM_HIDDEN size_t zm__mi_free_other(void *p);     /* NULL too; returns the size freed */
+extern ZM_HIDDEN void (*zm__mi_retire)(void *page); /* mimalloc's _mi_page_retire */
+ZM_HIDDEN size_t zm__mi_free_other(void *p);        /* NULL too; returns the size freed */
 
 #define ZM_BE_FREE_COUNTED 1
 #define ZM_BE_FREE_TAKES_NULL 1
+
+/* mimalloc's calls, out of line, so that the copy needs no frame. */
+__attribute__((noinline)) static size_t zm__mi_retire_called(unsigned char *page, size_t size) {
+    zm__mi_retire(page);
+    return size;
+}
+__attribute__((noinline)) static size_t zm__mi_free_called(void *p, size_t size) {
+    mi_free(p); /* another thread's block */
+    return size;
+}
+
 /* The free past the floor: p is a block, the copy on (or on trial). */
 static inline size_t zm__mi_free_local(void *p) {
     unsigned char *page = zm__mi_page_of(p);
-    uint32_t used;
     int32_t size;
     memcpy(&size, page + 0x1c, sizeof size);
-    memcpy(&used, page + 0x18, sizeof used);
     uintptr_t owner; /* the thread that owns the segment */
     memcpy(&owner, (const void *)(zm__mi_segment_of(p) + 0x100), sizeof owner);
     if (zm_unlikely(page[0x0e] != 0 || size <= 0)) return zm__mi_free_other(p);
-    if (zm_likely(used > 1 && owner == (uintptr_t)__builtin_thread_pointer())) {
-        memcpy(p, page + 0x20, sizeof(void *)); /* block->next = page->local_free */
-        memcpy(page + 0x20, &p, sizeof p);
-        used--;
-        memcpy(page + 0x18, &used, sizeof used);
-    } else {
-        mi_free(p); /* the page's last block in use (mimalloc retires the page), or another thread's */
-    }
+    if (zm_unlikely(owner != (uintptr_t)__builtin_thread_pointer()))
+        return zm__mi_free_called(p, (size_t)size);
+    uint32_t used;
+    memcpy(&used, page + 0x18, sizeof used);
+    memcpy(p, page + 0x20, sizeof(void *)); /* block->next = page->local_free */
+    memcpy(page + 0x20, &p, sizeof p);
+    used--;
+    memcpy(page + 0x18, &used, sizeof used);
+    if (zm_unlikely(used == 0)) return zm__mi_retire_called(page, (size_t)size);
     return (size_t)size;
 }
 

@@ -23,18 +23,23 @@ struct zm__mi3_layout zm__mi3 = {.floor = UINTPTR_MAX, .free_floor = UINTPTR_MAX
  * libmimalloc.so.3.0 (mimalloc 3.0.1), whose mi_usable_size() loads
  * _mi_page_map from 0x28600 (in .bss) and whose mi_malloc loads its theap's
  * TLS offset from the GOT slot at 0x21fd0; or unstable's libmimalloc.so.3.6
- * (3.6.0), slot 0x3afb0. */
+ * (3.6.0), slot 0x3afb0. RETIRE_JMP: where mi_free() jumps to the page
+ * retire, at RETIRE, once the page has no block in use. */
 #if MI_MALLOC_VERSION == 301
 static const unsigned char build_id[20] = {0x75, 0xc5, 0x3b, 0x92, 0xe0, 0x91, 0x3b,
                                            0xe4, 0x72, 0x06, 0xc6, 0x17, 0x57, 0x2c,
                                            0x0c, 0xf9, 0xec, 0x48, 0xf6, 0xee};
 #define PAGE_MAP_AT 0x28600
 #define THEAP_GOT 0x21fd0
+#define RETIRE_JMP 0x6c50 /* mi_free's jump to _mi_page_retire */
+#define RETIRE 0x149e0
 #else
 static const unsigned char build_id[20] = {0x0c, 0xc9, 0xef, 0xce, 0x91, 0x27, 0xcc,
                                            0xca, 0xca, 0x2a, 0xf9, 0xd0, 0xa1, 0x73,
                                            0x70, 0x91, 0xad, 0x62, 0x9a, 0x1e};
 #define THEAP_GOT 0x3afb0
+#define RETIRE_JMP 0x1fede
+#define RETIRE 0x1eeb0
 #endif
 static uintptr_t build_base; /* set once the build matched and the read is on */
 static char version[32];
@@ -117,57 +122,44 @@ static int pop_agrees(void) {
     return 1;
 }
 
-/* One push by the copy, checked: 1 if it pushed p as mi_free() would (the
- * head of the page's local free list, linked to the former head, one block
- * fewer in use), 0 if it declined (p untouched), -1 if it went wrong (p is
- * then mimalloc's again: not to be freed). */
+/* One push by the copy, checked: 1 if it reported the size mi_usable_size()
+ * gave and pushed p as mi_free() would (the head of the page's local free
+ * list, linked to the former head, one block fewer in use; where that left
+ * the page empty and retired it, the page is mimalloc's to reuse, and
+ * push_agrees() checks what mimalloc hands out next). */
 static int push_checked(void *p) {
     unsigned char *page = zm__mi3_page_of(p);
     uintptr_t used = zm__mi3_word(page, ZM_MI3_USED_AT);
     void *head = *(void **)(page + ZM_MI3_LOCAL_FREE_AT);
-    if (zm__mi3_word(page, ZM_MI3_THREAD_AT) != (uintptr_t)__builtin_thread_pointer()) return -1;
-    if (!zm__mi3_push(page, p)) return 0;
+    size_t expect = mi_usable_size(p);
+    if (zm__mi3_word(page, ZM_MI3_THREAD_AT) != (uintptr_t)__builtin_thread_pointer() ||
+        zm__mi3_word(page, ZM_MI3_SIZE_AT) != expect)
+        return 0;
+    if (zm__mi3_push(page, p, expect) != expect) return 0;
+    if ((uint16_t)used == 1) return 1; /* the page retired: mimalloc may have reused it */
     return zm__mi3_word(page, ZM_MI3_USED_AT) == used - 1 &&
-                   *(void **)(page + ZM_MI3_LOCAL_FREE_AT) == p && *(void **)p == head
-               ? 1
-               : -1;
+           *(void **)(page + ZM_MI3_LOCAL_FREE_AT) == p && *(void **)p == head;
 }
 
 /* The push on blocks of this thread whose page keeps another block in use,
- * for every word count up to 1 KiB, and the size the free reports
- * (mi_usable_size()); then a block alone in its page, pushed only where
- * mimalloc would not retire the page (3.6.0's retire byte set), and one in a
- * page with aligned blocks, never pushed. */
+ * for every word count up to 1 KiB; then a block alone in its page, whose
+ * free retires the page (mimalloc must hand out blocks of that size after
+ * it as before); and a block of a page with aligned blocks, which goes out
+ * of line with mi_usable_size()'s answer. */
 static int push_agrees(void) {
     for (size_t n = 8; n <= 1024; n += 8) {
-        int pushed = 0;
-        for (int attempt = 0; attempt < 3 && !pushed; attempt++) {
-            void *keep = mi_malloc(n), *p = mi_malloc(n);
-            if (!keep || !p) return 0;
-            if (zm__mi3_page_of(p) != zm__mi3_page_of(keep)) { /* keep was its page's last */
-                mi_free(p);
-                mi_free(keep);
-                continue;
-            }
-            size_t expect = mi_usable_size(p);
-            if (zm__mi3_word(zm__mi3_page_of(p), ZM_MI3_SIZE_AT) != expect ||
-                push_checked(p) != 1)
-                return 0;
-            mi_free(keep);
-            pushed = 1;
-        }
-        if (!pushed) return 0;
+        void *keep = mi_malloc(n), *p = mi_malloc(n);
+        if (!keep || !p || !push_checked(p)) return 0; /* same page or not, both push */
+        mi_free(keep);
     }
-    void *alone = mi_malloc(5000); /* a bin of its own: likely its page's only block */
-    if (alone == NULL) return 0;
-    unsigned char *page = zm__mi3_page_of(alone);
-    if ((uint16_t)zm__mi3_word(page, ZM_MI3_USED_AT) == 1) {
-        int retires = ZM_MI3_RETIRE_AT == 0 || page[ZM_MI3_RETIRE_AT] == 0;
-        int got = push_checked(alone);
-        if (got != (retires ? 0 : 1)) return 0;
-        if (got == 0) mi_free(alone);
-    } else {
-        mi_free(alone);
+    for (int round = 0; round < 3; round++) {
+        void *alone = mi_malloc(5000); /* a bin of its own: likely its page's only block */
+        size_t usable = alone ? mi_usable_size(alone) : 0;
+        if (alone == NULL || !push_checked(alone)) return 0;
+        void *again = mi_malloc(5000);
+        int ok = again != NULL && mi_usable_size(again) == usable;
+        mi_free(again);
+        if (!ok) return 0;
     }
     void *aligned = mi_malloc_aligned_at(200, 64, 8); /* flags its page */
     if (aligned == NULL) return 0;
@@ -177,6 +169,15 @@ static int push_agrees(void) {
     }
     size_t expect = mi_usable_size(aligned);
     return zm__mi3_free_local(aligned) == expect; /* the copy's own path: asks, then mi_free */
+}
+
+/* mi_free()'s jump to the page retire: an e9 rel32 at RETIRE_JMP whose
+ * target is RETIRE. */
+static int retire_found(uintptr_t base) {
+    const unsigned char *at = (const unsigned char *)(base + RETIRE_JMP);
+    int32_t rel;
+    memcpy(&rel, at + 1, sizeof rel);
+    return at[0] == 0xe9 && base + RETIRE_JMP + 5 + (uintptr_t)(intptr_t)rel == base + RETIRE;
 }
 
 /* The copies: only where the page read is on (the known build), with the
@@ -189,6 +190,11 @@ void zm__mi_find_copies(void) {
         return;
     }
     memcpy(&zm__mi3.theap_tpoff, (const void *)(build_base + THEAP_GOT), sizeof zm__mi3.theap_tpoff);
+    if (!retire_found(build_base)) {
+        zm__fp_note(ZM_FP_MIMALLOC_COPIES, "trial disagreed: mi_free's page retire (mimalloc %s)", version);
+        return;
+    }
+    zm__mi3.retire = (void (*)(void *))(build_base + RETIRE);
     mi_free(mi_malloc(8)); /* sets up this thread's theap */
     if (!pop_agrees()) {
         zm__fp_note(ZM_FP_MIMALLOC_COPIES, "trial disagreed: the malloc copy (mimalloc %s)", version);

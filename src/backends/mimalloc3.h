@@ -21,8 +21,9 @@
  * (the page's free list head, one more in use) and mi_free's push of one of
  * the thread's own blocks onto its page's local free list. A copy declines,
  * before it changes anything, wherever mimalloc's own fast path would leave
- * it (an empty list, another thread's page, a page with flags, a page to
- * retire), and mimalloc's call does it all. */
+ * it (an empty list, another thread's page, a page with flags), and
+ * mimalloc's call does it all; a free that leaves its page empty calls
+ * mimalloc's page retire, as mi_free() does. */
 #ifndef ZM_BACKEND_MIMALLOC3_H
 #define ZM_BACKEND_MIMALLOC3_H
 
@@ -68,6 +69,7 @@ struct zm__mi3_layout {
     size_t fast_bound;                /* the malloc copy: requests below it; 0 or 1025 */
     unsigned char ***const *page_map; /* 3.0.1: where _mi_page_map is */
     intptr_t theap_tpoff;             /* the thread's theap, from the thread pointer */
+    void (*retire)(void *page);       /* mimalloc's own page retire (_mi_page_retire) */
 };
 extern ZM_HIDDEN struct zm__mi3_layout zm__mi3;
 
@@ -117,26 +119,33 @@ static inline size_t zm__be_usable_inline(const void *p) { return zm__mi_page_us
 /* The free, which returns the size it freed (ZM_BE_FREE_COUNTED; the count
  * follows the free). With the copy on, the page found for the size serves
  * the free too: a block of the thread's own page (no flags) goes onto the
- * page's local free list as mi_free() puts it, unless it is the page's last
- * block in use and mimalloc would retire the page (3.0.1 always does; 3.6.0
- * not once the page's retire byte is set): then, and for another thread's
- * block, mi_free(). A page with aligned blocks, a block without a page, and
- * NULL (the floor makes that one compare) go out of line. */
+ * page's local free list as mi_free() puts it, and where that leaves the
+ * page with no block in use, mimalloc's own page retire follows, as in
+ * mi_free() (3.0.1: always; 3.6.0: unless the page's retire byte is set).
+ * Another thread's block goes to mi_free(); a page with aligned blocks, a
+ * block without a page, and NULL (the floor makes that one compare) go out
+ * of line. */
 ZM_HIDDEN size_t zm__mi_free_other(void *p); /* NULL too; returns the size freed */
 
 #define ZM_BE_FREE_COUNTED 1
 #define ZM_BE_FREE_TAKES_NULL 1
-/* The push where mimalloc's own free would make no call: 1, or 0 (nothing
- * done). page: p's, owned by this thread, no flags. */
-static inline int zm__mi3_push(unsigned char *page, void *p) {
-    uintptr_t used = zm__mi3_word(page, ZM_MI3_USED_AT);
-    if (zm_unlikely((uint16_t)used <= 1) && (ZM_MI3_RETIRE_AT == 0 || page[ZM_MI3_RETIRE_AT] == 0))
-        return 0; /* mimalloc retires the page */
+
+/* mimalloc's page retire (a function of the verified build, at the address
+ * mi_free() jumps to), out of line so that the copy needs no frame. */
+__attribute__((noinline)) static size_t zm__mi3_retire(unsigned char *page, size_t size) {
+    zm__mi3.retire(page);
+    return size;
+}
+
+/* The push: page is p's, owned by this thread, without flags. Returns size. */
+static inline size_t zm__mi3_push(unsigned char *page, void *p, size_t size) {
+    uintptr_t used = zm__mi3_word(page, ZM_MI3_USED_AT) - 1;
     *(zm__mi_word *)p = *(zm__mi_word *)(page + ZM_MI3_LOCAL_FREE_AT);
     *(zm__mi_word *)(page + ZM_MI3_LOCAL_FREE_AT) = p;
-    used -= 1;
     memcpy(page + ZM_MI3_USED_AT, &used, sizeof used);
-    return 1;
+    if (zm_unlikely((uint16_t)used == 0) && (ZM_MI3_RETIRE_AT == 0 || page[ZM_MI3_RETIRE_AT] == 0))
+        return zm__mi3_retire(page, size);
+    return size;
 }
 
 /* mi_free(), out of line, so that the copy needs no frame. */
@@ -151,11 +160,8 @@ static inline size_t zm__mi3_free_local(void *p) {
     if (zm_unlikely(page == NULL)) return zm__mi_free_other(p);
     uintptr_t thread = zm__mi3_word(page, ZM_MI3_THREAD_AT);
     size_t size = zm__mi3_word(page, ZM_MI3_SIZE_AT);
-    if (zm_likely(thread == (uintptr_t)__builtin_thread_pointer())) {
-        if (zm_likely(zm__mi3_push(page, p))) return size;
-    } else if (zm_unlikely(thread & 2)) {
-        return zm__mi_free_other(p); /* aligned blocks: the size depends on where p is */
-    }
+    if (zm_likely(thread == (uintptr_t)__builtin_thread_pointer())) return zm__mi3_push(page, p, size);
+    if (zm_unlikely(thread & 2)) return zm__mi_free_other(p); /* aligned: the size depends on p */
     return zm__mi3_free_called(p, size);
 }
 
