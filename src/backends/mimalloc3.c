@@ -161,14 +161,17 @@ static int push_agrees(void) {
         mi_free(again);
         if (!ok) return 0;
     }
-    void *aligned = mi_malloc_aligned_at(200, 64, 8); /* flags its page */
-    if (aligned == NULL) return 0;
-    if ((zm__mi3_word(zm__mi3_page_of(aligned), ZM_MI3_THREAD_AT) & 2) == 0) {
+    mi_heap_t *heap = mi_heap_new(); /* the flag stays on the page: not the program's heap */
+    void *aligned = heap ? mi_heap_malloc_aligned_at(heap, 200, 64, 8) : NULL;
+    int ok = aligned != NULL;
+    if (ok && (zm__mi3_word(zm__mi3_page_of(aligned), ZM_MI3_THREAD_AT) & 2) != 0) {
+        size_t expect = mi_usable_size(aligned);
+        ok = zm__mi3_free_local(aligned) == expect; /* the copy's own path: asks, then mi_free */
+    } else {
         mi_free(aligned);
-        return 1;
     }
-    size_t expect = mi_usable_size(aligned);
-    return zm__mi3_free_local(aligned) == expect; /* the copy's own path: asks, then mi_free */
+    if (heap) mi_heap_destroy(heap);
+    return ok;
 }
 
 /* mi_free()'s jump to the page retire: an e9 rel32 at RETIRE_JMP whose

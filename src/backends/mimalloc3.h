@@ -122,9 +122,8 @@ static inline size_t zm__be_usable_inline(const void *p) { return zm__mi_page_us
  * page's local free list as mi_free() puts it, and where that leaves the
  * page with no block in use, mimalloc's own page retire follows, as in
  * mi_free() (3.0.1: always; 3.6.0: unless the page's retire byte is set).
- * Another thread's block goes to mi_free(); a page with aligned blocks, a
- * block without a page, and NULL (the floor makes that one compare) go out
- * of line. */
+ * Another thread's block goes to mi_free(); a page with aligned blocks and
+ * NULL (the floor makes that one compare) go out of line. */
 ZM_HIDDEN size_t zm__mi_free_other(void *p); /* NULL too; returns the size freed */
 
 #define ZM_BE_FREE_COUNTED 1
@@ -156,8 +155,7 @@ __attribute__((noinline)) static size_t zm__mi3_free_called(void *p, size_t size
 
 /* The free past the floor: p is a block, the copy on (or on trial). */
 static inline size_t zm__mi3_free_local(void *p) {
-    unsigned char *page = zm__mi3_page_of(p);
-    if (zm_unlikely(page == NULL)) return zm__mi_free_other(p);
+    unsigned char *page = zm__mi3_page_of(p); /* a block's page: never NULL, as mi_free() knows */
     uintptr_t thread = zm__mi3_word(page, ZM_MI3_THREAD_AT);
     size_t size = zm__mi3_word(page, ZM_MI3_SIZE_AT);
     if (zm_likely(thread == (uintptr_t)__builtin_thread_pointer())) return zm__mi3_push(page, p, size);

@@ -50,14 +50,22 @@ int zm__mi_probe_pages(zm__mi_read_fn *read) {
         ok = ok && p && page_read_agrees(read, p);
         mi_free(p);
     }
-    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
-        void *a[] = {mi_malloc_aligned(100, aligns[i]), mi_malloc_aligned(70000, aligns[i]),
-                     mi_malloc_aligned_at(200, aligns[i], 8)};
+    /* Aligned blocks in a heap of their own, destroyed after: a page that
+     * held one keeps mimalloc's "aligned blocks" flag until it retires, and
+     * every free in a flagged page of the program's heap would take the slow
+     * way (mimalloc's and zmalloc's) for as long as the process runs. */
+    mi_heap_t *heap = mi_heap_new();
+    ok = ok && heap != NULL;
+    for (size_t i = 0; heap && i < sizeof aligns / sizeof aligns[0]; i++) {
+        void *a[] = {mi_heap_malloc_aligned(heap, 100, aligns[i]),
+                     mi_heap_malloc_aligned(heap, 70000, aligns[i]),
+                     mi_heap_malloc_aligned_at(heap, 200, aligns[i], 8)};
         for (size_t j = 0; j < sizeof a / sizeof a[0]; j++) {
             ok = ok && (a[j] == NULL || page_read_agrees(read, a[j])); /* _at may fail */
             mi_free(a[j]);
         }
     }
+    if (heap) mi_heap_destroy(heap);
     void *huge = mi_malloc(HUGE_TRIAL);
     ok = ok && huge && page_read_agrees(read, huge);
     mi_free(huge);
