@@ -97,18 +97,18 @@ static int pop_agrees(void) {
         for (size_t n = 0; n <= 1024; n++) {
             unsigned char *page = zm__mi3_direct_page(n);
             void *head = *(void **)(page + ZM_MI3_FREE_AT);
-            uintptr_t used = zm__mi3_word(page, ZM_MI3_USED_AT);
+            zm__mi3_used used = zm__mi3_used_of(page);
             void *a = mi_malloc(n);
             int ok = a != NULL;
             if (ok && head != NULL)
-                ok = a == head && zm__mi3_word(page, ZM_MI3_USED_AT) == used + ZM_MI3_USED_STEP;
+                ok = a == head && zm__mi3_used_of(page) == (zm__mi3_used)(used + ZM_MI3_USED_STEP);
             page = zm__mi3_direct_page(n); /* a full page is replaced */
             head = *(void **)(page + ZM_MI3_FREE_AT);
-            used = zm__mi3_word(page, ZM_MI3_USED_AT);
+            used = zm__mi3_used_of(page);
             void *b = NULL;
             size_t usable = 0;
             if (ok && head != NULL && zm__mi3_pop(n, &b, &usable)) {
-                ok = b == head && zm__mi3_word(page, ZM_MI3_USED_AT) == used + ZM_MI3_USED_STEP &&
+                ok = b == head && zm__mi3_used_of(page) == (zm__mi3_used)(used + ZM_MI3_USED_STEP) &&
                      usable == mi_usable_size(b) && usable >= n;
                 tried[(n + 7) >> 3] = 1;
             }
@@ -129,7 +129,7 @@ static int pop_agrees(void) {
  * push_agrees() checks what mimalloc hands out next). */
 static int push_checked(void *p) {
     unsigned char *page = zm__mi3_page_of(p);
-    uintptr_t used = zm__mi3_word(page, ZM_MI3_USED_AT);
+    zm__mi3_used used = zm__mi3_used_of(page);
     void *head = *(void **)(page + ZM_MI3_LOCAL_FREE_AT);
     size_t expect = mi_usable_size(p);
     if (zm__mi3_word(page, ZM_MI3_THREAD_AT) != (uintptr_t)__builtin_thread_pointer() ||
@@ -137,7 +137,7 @@ static int push_checked(void *p) {
         return 0;
     if (zm__mi3_push(page, p, expect) != expect) return 0;
     if ((uint16_t)used == 1) return 1; /* the page retired: mimalloc may have reused it */
-    return zm__mi3_word(page, ZM_MI3_USED_AT) == used - 1 &&
+    return zm__mi3_used_of(page) == (zm__mi3_used)(used - 1) &&
            *(void **)(page + ZM_MI3_LOCAL_FREE_AT) == p && *(void **)p == head;
 }
 

@@ -47,7 +47,8 @@ typedef void *__attribute__((may_alias)) zm__mi_word;
 #define ZM_MI3_LOCAL_FREE_AT 0x18
 #define ZM_MI3_SIZE_AT 0x28
 #define ZM_MI3_USED_AT 0x10
-#define ZM_MI3_USED_STEP 1 /* what mi_malloc adds to the word at USED_AT */
+#define ZM_MI3_USED_STEP 1 /* what mi_malloc adds to the count at USED_AT */
+typedef uint16_t zm__mi3_used; /* its width, as mimalloc's own loads and stores have it */
 #define ZM_MI3_RETIRE_AT 0 /* none: the page's last free always retires it */
 #elif MI_MALLOC_VERSION == 30600
 #define ZM_MI3_RELEASE "3.6.0"
@@ -57,7 +58,8 @@ typedef void *__attribute__((may_alias)) zm__mi_word;
 #define ZM_MI3_LOCAL_FREE_AT 0x18
 #define ZM_MI3_SIZE_AT 0x20
 #define ZM_MI3_USED_AT 0x28
-#define ZM_MI3_USED_STEP 0x10001 /* two 16-bit counts */
+#define ZM_MI3_USED_STEP 0x10001 /* two 16-bit counts in one word */
+typedef uint64_t zm__mi3_used;
 #define ZM_MI3_RETIRE_AT 0x3e    /* a byte, set once the page waits to be retired */
 #endif
 
@@ -88,6 +90,18 @@ static inline uintptr_t zm__mi3_word(const unsigned char *page, size_t at) {
     uintptr_t w;
     memcpy(&w, page + at, sizeof w);
     return w;
+}
+
+/* The count of used blocks, as wide as mimalloc reads and writes it: a
+ * wider load just after mimalloc's narrower store (or the other way round)
+ * could not take the stored value from the store buffer, and waits. */
+static inline zm__mi3_used zm__mi3_used_of(const unsigned char *page) {
+    zm__mi3_used n;
+    memcpy(&n, page + ZM_MI3_USED_AT, sizeof n);
+    return n;
+}
+static inline void zm__mi3_set_used(unsigned char *page, zm__mi3_used n) {
+    memcpy(page + ZM_MI3_USED_AT, &n, sizeof n);
 }
 
 /* The size, or 0 where mi_usable_size() must be asked: no page, or a page
@@ -138,10 +152,10 @@ __attribute__((noinline)) static size_t zm__mi3_retire(unsigned char *page, size
 
 /* The push: page is p's, owned by this thread, without flags. Returns size. */
 static inline size_t zm__mi3_push(unsigned char *page, void *p, size_t size) {
-    uintptr_t used = zm__mi3_word(page, ZM_MI3_USED_AT) - 1;
+    zm__mi3_used used = (zm__mi3_used)(zm__mi3_used_of(page) - 1);
     *(zm__mi_word *)p = *(zm__mi_word *)(page + ZM_MI3_LOCAL_FREE_AT);
     *(zm__mi_word *)(page + ZM_MI3_LOCAL_FREE_AT) = p;
-    memcpy(page + ZM_MI3_USED_AT, &used, sizeof used);
+    zm__mi3_set_used(page, used);
     if (zm_unlikely((uint16_t)used == 0) && (ZM_MI3_RETIRE_AT == 0 || page[ZM_MI3_RETIRE_AT] == 0))
         return zm__mi3_retire(page, size);
     return size;
@@ -182,8 +196,7 @@ static inline int zm__mi3_pop(size_t size, void **out, size_t *usable) {
     zm__mi_word *block = *(zm__mi_word **)(page + ZM_MI3_FREE_AT);
     if (zm_unlikely(block == NULL)) return 0;
     *(zm__mi_word *)(page + ZM_MI3_FREE_AT) = *block;
-    uintptr_t used = zm__mi3_word(page, ZM_MI3_USED_AT) + ZM_MI3_USED_STEP;
-    memcpy(page + ZM_MI3_USED_AT, &used, sizeof used);
+    zm__mi3_set_used(page, (zm__mi3_used)(zm__mi3_used_of(page) + ZM_MI3_USED_STEP));
     *usable = zm__mi3_word(page, ZM_MI3_SIZE_AT);
     *out = (void *)block;
     return 1;
