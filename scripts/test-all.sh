@@ -180,10 +180,9 @@ if want rust; then
   fi
 fi
 
-# Redis 7.0.15 from Debian's source package, on this library (libc and
-# jemalloc backends, plain and _FORTIFY_SOURCE=3): each variant's Tcl suites
-# must end with 0 [err] and 0 [exception]. One pass or fail per variant.
-# Redis on its own zmalloc (baseline) is a manual run: it tests none of our code.
+# Redis 7.0.15 from Debian's source package, on this library (libc and jemalloc,
+# plain and _FORTIFY_SOURCE=3): each variant's Tcl suites must end with 0 [err]
+# and 0 [exception]. Redis on its own zmalloc (baseline) is a manual run.
 redis_variants=zm-libc,zm-jemalloc,zm-libc-fortify,zm-jemalloc-fortify
 if want redis; then
   step redis
@@ -205,8 +204,8 @@ fi
 # release's compiler, glibc, cmake and allocators. Every backend is built
 # with -Werror and its whole suite run (but the man-page checks, label docs,
 # which do not depend on the release: Debian 12's run has them); libc also
-# with the size header. Then the benchmark's summary rows and the fast paths
-# each configuration runs, and one table of them all.
+# with the size header. Then the benchmark's summary rows, the fast paths,
+# zmalloc against Redis 7.0's design (bench_vs_redis), and one table of all.
 release_configs=(
   "libc|"
   "libc-size-header|-DZMALLOC_SIZE_HEADER=ON -DZMALLOC_BUILD_ZMRUN=OFF"
@@ -243,6 +242,7 @@ for suite in trixie sid; do
       $dir/bench/bench_overhead --quick --rounds 3 | grep -E '^\\| [a-z].* \\| (fixed64|mixed 8..520) \\|'" \
       | tee "$dir.bench.log"
     scripts/debian-root.sh run "$suite" "scripts/instructions.sh $dir | tail -1" | tee -a "$dir.bench.log"
+    scripts/debian-root.sh run "$suite" "$dir/bench/bench_vs_redis --rounds 3 | tail -2" | tee "$dir.vs-redis.log"
   done
 done
 if want trixie || want sid; then
