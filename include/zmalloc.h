@@ -252,8 +252,9 @@ ZM_EXPORT int zm_get_allocator_info(size_t *allocated, size_t *active, size_t *r
  * load) turns the copies off; -DZMALLOC_FAST_PATHS=OFF leaves them out of
  * the build. The portable tier (reads of long-stable headers, size tables
  * learnt from the allocator's public calls) is listed too.
- * Writes "name: on", "name: on (remark)" (on in part, e.g. "on (for 6 bins:
- * ...)" under glibc's tunables) or "name: off (reason)" entries, separated by "; ", into
+ * Writes "name: on", "name: on (remark)" (the release it runs on, e.g.
+ * "on (mimalloc 3.0.1)", or on in part, e.g. "on (for 6 bins: ...)" under
+ * glibc's tunables) or "name: off (reason)" entries, separated by "; ", into
  * buf, NUL-terminated and cut to len bytes (buf may be NULL when len is 0),
  * e.g. "glibc-heap-chunks: on; glibc-tcache-copies: off (glibc 2.43 not
  * verified)". Returns the length of the whole report, as snprintf does.
