@@ -103,12 +103,6 @@ size_t zm__mi_free_other(void *p) {
  * page once the page has no block in use). */
 #define RETIRE_JMP 0x10f53
 #define RETIRE 0xff30
-static int retire_found(uintptr_t base) {
-    const unsigned char *at = (const unsigned char *)(base + RETIRE_JMP);
-    int32_t rel;
-    memcpy(&rel, at + 1, sizeof rel);
-    return at[0] == 0xe9 && base + RETIRE_JMP + 5 + (uintptr_t)(intptr_t)rel == base + RETIRE;
-}
 
 /* Turns zm__be_free_counted()'s copy of mi_free's local path on: only with
  * the malloc copy on (the known build), with mi_free's page retire found,
@@ -118,7 +112,7 @@ static int retire_found(uintptr_t base) {
  * and if, after it retired a page (a block alone in its page), mimalloc
  * hands out blocks of that size as before. */
 static void find_local_free(uintptr_t base) {
-    if (!retire_found(base)) {
+    if (!zm__mi_jumps_to(base + RETIRE_JMP, base + RETIRE)) {
         zm__fp_note(ZM_FP_MIMALLOC_COPIES, "trial disagreed: mi_free's page retire");
         return;
     }

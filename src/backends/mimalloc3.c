@@ -174,15 +174,6 @@ static int push_agrees(void) {
     return ok;
 }
 
-/* mi_free()'s jump to the page retire: an e9 rel32 at RETIRE_JMP whose
- * target is RETIRE. */
-static int retire_found(uintptr_t base) {
-    const unsigned char *at = (const unsigned char *)(base + RETIRE_JMP);
-    int32_t rel;
-    memcpy(&rel, at + 1, sizeof rel);
-    return at[0] == 0xe9 && base + RETIRE_JMP + 5 + (uintptr_t)(intptr_t)rel == base + RETIRE;
-}
-
 /* The copies: only where the page read is on (the known build), with the
  * theap's TLS offset from the build's GOT slot; the pop's and the push's
  * trials. */
@@ -193,7 +184,7 @@ void zm__mi_find_copies(void) {
         return;
     }
     memcpy(&zm__mi3.theap_tpoff, (const void *)(build_base + THEAP_GOT), sizeof zm__mi3.theap_tpoff);
-    if (!retire_found(build_base)) {
+    if (!zm__mi_jumps_to(build_base + RETIRE_JMP, build_base + RETIRE)) {
         zm__fp_note(ZM_FP_MIMALLOC_COPIES, "trial disagreed: mi_free's page retire (mimalloc %s)", version);
         return;
     }

@@ -2,6 +2,7 @@
  * through (mimalloc2.c, mimalloc3.c call them), on mimalloc's public calls
  * only: the read is passed in, so this room knows no release's layout. */
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -94,3 +95,9 @@ int zm__mi_page_read_allowed(const char *const *verified, char *version, size_t 
     return 1;
 }
 
+int zm__mi_jumps_to(uintptr_t at, uintptr_t target) {
+    const unsigned char *code = (const unsigned char *)at;
+    int32_t rel;
+    memcpy(&rel, code + 1, sizeof rel);
+    return code[0] == 0xe9 && at + 5 + (uintptr_t)(intptr_t)rel == target;
+}

@@ -6,6 +6,7 @@
 #define ZM_BACKEND_MIMALLOC_PROBE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "internal.h"
 
@@ -23,6 +24,11 @@ ZM_HIDDEN void zm__mi_version_string(char *out, size_t len);
 /* Whether the page read may be tried: allowed, a release in `verified`,
  * 64-bit, not under valgrind (noted where not). The version goes to out. */
 ZM_HIDDEN int zm__mi_page_read_allowed(const char *const *verified, char *version, size_t len);
+
+/* Whether the instruction at `at` is a jmp (e9 rel32) to `target`: how a
+ * release's probe checks, in the verified build's own code, the address of
+ * the mimalloc function that mi_free() ends in. */
+ZM_HIDDEN int zm__mi_jumps_to(uintptr_t at, uintptr_t target);
 
 /* The release's probes (mimalloc2.c or mimalloc3.c): the page read, then
  * the copies; each notes its outcome (fast_path.h). */
