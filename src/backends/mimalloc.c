@@ -53,17 +53,6 @@ static void fill_table(void) {
     zm__fp_note(ZM_FP_MIMALLOC_SIZES, NULL);
 }
 
-#if MI_MALLOC_VERSION < 300 || defined(ZM_MI3_RELEASE)
-/* What the free copies leave out of line (NULL too): the size by the page
- * read where it gives one, else asked; then mi_free(). */
-size_t zm__mi_free_other(void *p) {
-    if (!p) return 0;
-    size_t n = zm__be_usable(p);
-    mi_free(p);
-    return n;
-}
-#endif
-
 __attribute__((constructor)) static void probe_mimalloc(void) {
     probe_bins();
     fill_table();

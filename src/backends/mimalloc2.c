@@ -90,6 +90,14 @@ static void find_fast_malloc(void) {
     zm__mi_fast_bound = 1025;
 }
 
+size_t zm__mi_free_other(void *p) {
+    if (!p) return 0;
+    size_t n = zm__mi_pages_ok ? zm__mi_page_usable(p) : 0;
+    if (n == 0) n = mi_usable_size(p);
+    mi_free(p);
+    return n;
+}
+
 /* mi_free()'s jump to the page retire in the known build: an e9 rel32 at
  * 0x10f53 whose target is 0xff30 (_mi_page_retire, which it calls with the
  * page once the page has no block in use). */

@@ -79,6 +79,13 @@ void zm__mi_find_page_read(void) {
     zm__fp_note_on(ZM_FP_MIMALLOC_PAGES, "mimalloc %s", version);
 }
 
+size_t zm__mi_free_other(void *p) {
+    if (!p) return 0;
+    size_t n = zm__be_usable(p);
+    mi_free(p);
+    return n;
+}
+
 /* The pop against mi_malloc, for every request up to 1 KiB, four rounds:
  * mi_malloc must hand out the head of the free list the layout names and
  * move the count of used blocks by used_step; then the copy, on the next
